@@ -1,0 +1,232 @@
+//! A local development CA, created on first use and reused after, so that
+//! `curl --cacert <dir>/ca.pem https://localhost:8443/` works without `-k`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::error::{Error, Result};
+use crate::tls::Identity;
+
+const CA_CERT: &str = "ca.pem";
+const CA_KEY: &str = "ca-key.pem";
+const LEAF_CERT: &str = "localhost.pem";
+const LEAF_KEY: &str = "localhost-key.pem";
+
+/// Where the local CA lives by default: `$PORTCULLIS_HOME`, else
+/// `$XDG_DATA_HOME/portcullis`, else `~/.local/share/portcullis`.
+pub fn default_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PORTCULLIS_HOME") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(dir).join("portcullis");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/share/portcullis")
+}
+
+/// The local development CA: a self-signed ECDSA P-256 root, kept in a directory (key 0600).
+#[derive(Debug)]
+pub struct LocalCa {
+    dir: PathBuf,
+    cert_pem: String,
+    key: KeyPair,
+}
+
+/// A leaf certificate issued by the local CA, with the files it was written to.
+#[derive(Debug)]
+pub struct DevCertificate {
+    /// The chain (leaf, then the CA) in PEM.
+    pub cert_path: PathBuf,
+    /// The leaf's private key in PEM (PKCS#8), mode 0600.
+    pub key_path: PathBuf,
+}
+
+impl LocalCa {
+    /// Loads the CA from `dir`, creating it (and the directory) when absent.
+    ///
+    /// # Errors
+    /// The directory cannot be written, or the files there are not a usable CA.
+    pub fn load_or_create(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let (cert_path, key_path) = (dir.join(CA_CERT), dir.join(CA_KEY));
+        if cert_path.exists() && key_path.exists() {
+            let cert_pem = fs::read_to_string(&cert_path)
+                .map_err(|e| Error::io("cannot read the local CA", e).with_path(&cert_path))?;
+            let key_pem = fs::read_to_string(&key_path)
+                .map_err(|e| Error::io("cannot read the local CA key", e).with_path(&key_path))?;
+            let key = KeyPair::from_pem(&key_pem).map_err(|e| {
+                Error::config(format!("not a usable CA key: {e}")).with_path(&key_path)
+            })?;
+            return Ok(Self { dir, cert_pem, key });
+        }
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io("cannot create the CA directory", e).with_path(&dir))?;
+        let key = KeyPair::generate().map_err(gen_error)?;
+        let cert = ca_params().self_signed(&key).map_err(gen_error)?;
+        let cert_pem = cert.pem();
+        write_file(&key_path, key.serialize_pem().as_bytes(), true)?;
+        write_file(&cert_path, cert_pem.as_bytes(), false)?;
+        Ok(Self { dir, cert_pem, key })
+    }
+
+    /// The CA certificate's path, for `curl --cacert` or `NODE_EXTRA_CA_CERTS`.
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.join(CA_CERT)
+    }
+
+    /// The CA certificate in PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// Issues a leaf for `names` (DNS names and IP addresses), valid for `days`, signed by
+    /// this CA. Returns the chain PEM (leaf then CA) and the key PEM.
+    ///
+    /// # Errors
+    /// A name that is neither a DNS name nor an IP address.
+    pub fn issue(&self, names: &[&str], days: i64) -> Result<(String, String)> {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, names.first().copied().unwrap_or("localhost"));
+        params.distinguished_name = dn;
+        for name in names {
+            let san = match name.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(
+                    (*name)
+                        .try_into()
+                        .map_err(|_| Error::config(format!("not a DNS name or IP: {name}")))?,
+                ),
+            };
+            params.subject_alt_names.push(san);
+        }
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::hours(1);
+        params.not_after = now + Duration::days(days);
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let leaf_key = KeyPair::generate().map_err(gen_error)?;
+        let issuer = CertificateParams::from_ca_cert_pem(&self.cert_pem)
+            .and_then(|p| p.self_signed(&self.key))
+            .map_err(gen_error)?;
+        let leaf = params
+            .signed_by(&leaf_key, &issuer, &self.key)
+            .map_err(gen_error)?;
+        Ok((
+            format!("{}{}", leaf.pem(), self.cert_pem),
+            leaf_key.serialize_pem(),
+        ))
+    }
+
+    /// The `localhost`/`127.0.0.1`/`::1` certificate `portcullis serve` uses by default:
+    /// reused while it has more than a week left, issued anew otherwise.
+    ///
+    /// # Errors
+    /// The files cannot be written.
+    pub fn localhost(&self) -> Result<DevCertificate> {
+        let cert_path = self.dir.join(LEAF_CERT);
+        let key_path = self.dir.join(LEAF_KEY);
+        let reusable = Identity::from_pem_files(&cert_path, &key_path)
+            .ok()
+            .is_some_and(|id| valid_for_a_week(&id));
+        if !reusable {
+            let (chain, key) = self.issue(&["localhost", "127.0.0.1", "::1"], 365)?;
+            write_file(&key_path, key.as_bytes(), true)?;
+            write_file(&cert_path, chain.as_bytes(), false)?;
+        }
+        Ok(DevCertificate {
+            cert_path,
+            key_path,
+        })
+    }
+}
+
+/// True while the identity's leaf is valid now and for more than a week.
+fn valid_for_a_week(id: &Identity) -> bool {
+    let Some(leaf) = id.chain().first() else {
+        return false;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf) else {
+        return false;
+    };
+    let now = OffsetDateTime::now_utc();
+    let validity = cert.validity();
+    validity.not_before.to_datetime() <= now
+        && validity.not_after.to_datetime() > now + Duration::days(7)
+}
+
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "portcullis local development CA");
+    dn.push(DnType::OrganizationName, "portcullis");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + Duration::days(3650);
+    params
+}
+
+fn gen_error(e: rcgen::Error) -> Error {
+    Error::config(format!("certificate generation failed: {e}"))
+}
+
+fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let _ = secret;
+    let mut file = options
+        .open(path)
+        .map_err(|e| Error::io("cannot write file", e).with_path(path))?;
+    file.write_all(data)
+        .map_err(|e| Error::io("cannot write file", e).with_path(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_then_reuses_the_ca_and_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LocalCa::load_or_create(dir.path()).unwrap();
+        let leaf = ca.localhost().unwrap();
+        let first = fs::read(&leaf.cert_path).unwrap();
+        Identity::from_pem_files(&leaf.cert_path, &leaf.key_path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join(CA_KEY)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let mode = fs::metadata(&leaf.key_path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again = LocalCa::load_or_create(dir.path()).unwrap();
+        assert_eq!(again.cert_pem(), ca.cert_pem());
+        let leaf2 = again.localhost().unwrap();
+        assert_eq!(fs::read(&leaf2.cert_path).unwrap(), first);
+    }
+}

@@ -1,0 +1,128 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error from portcullis: configuration, I/O, TLS or a timeout.
+///
+/// Query it with the `is_*` methods; [`Error::code`] gives Node's error code where Node has one.
+pub struct Error {
+    kind: Kind,
+    message: String,
+    path: Option<PathBuf>,
+    source: Option<BoxError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Config,
+    Io,
+    Tls,
+    Timeout,
+}
+
+impl Error {
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Self::new(Kind::Config, message)
+    }
+
+    pub(crate) fn io(message: impl Into<String>, source: std::io::Error) -> Self {
+        let kind = if source.kind() == std::io::ErrorKind::TimedOut {
+            Kind::Timeout
+        } else {
+            Kind::Io
+        };
+        Self::new(kind, message).with_source(source)
+    }
+
+    pub(crate) fn tls(message: impl Into<String>, source: rustls::Error) -> Self {
+        Self::new(Kind::Tls, message).with_source(source)
+    }
+
+    fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            path: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Names the file the error is about; `Display` then starts with it.
+    pub(crate) fn with_path(mut self, path: &Path) -> Self {
+        self.path = Some(path.to_path_buf());
+        self
+    }
+
+    /// The file this error is about, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// True for a bad option or a bad certificate/key file.
+    pub fn is_config(&self) -> bool {
+        self.kind == Kind::Config
+    }
+
+    /// True for a socket error (bind, accept, read, write).
+    pub fn is_io(&self) -> bool {
+        self.kind == Kind::Io
+    }
+
+    /// True for a TLS configuration or protocol error.
+    pub fn is_tls(&self) -> bool {
+        self.kind == Kind::Tls
+    }
+
+    /// True when a timeout ended the operation.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == Kind::Timeout
+    }
+
+    /// Node's error code for this error, where Node has one.
+    pub fn code(&self) -> Option<&'static str> {
+        match self.kind {
+            Kind::Timeout => Some("ETIMEDOUT"),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind).field("message", &self.message);
+        if let Some(path) = &self.path {
+            d.field("path", path);
+        }
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(path) = &self.path {
+            write!(f, "{}: ", path.display())?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| &**e as _)
+    }
+}

@@ -1,0 +1,339 @@
+//! The accept loop and one connection's way from TCP to hyper.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use super::info::{ConnectionInfo, TlsInfo};
+use super::registry::{ConnGuard, ConnShared, Phase, Refused, Registry, Signal};
+use super::service::{BoxError, ConnService, ServiceOptions};
+use super::sniff::{self, FirstBytes, PlainHttpResponse};
+use super::timeouts::{TimedIo, Timeouts};
+use super::{proxy_protocol, TlsAddrs, TlsClientError};
+use crate::error::{Error, Result};
+
+type OnConnection = Arc<dyn Fn(SocketAddr, SocketAddr) -> bool + Send + Sync>;
+type OnSecureConnection = Arc<dyn Fn(&ConnectionInfo) -> bool + Send + Sync>;
+type OnTlsClientError = Arc<dyn Fn(&TlsClientError) + Send + Sync>;
+
+#[derive(Default, Clone)]
+pub(crate) struct Hooks {
+    pub(crate) on_connection: Option<OnConnection>,
+    pub(crate) on_secure_connection: Option<OnSecureConnection>,
+    pub(crate) on_tls_client_error: Option<OnTlsClientError>,
+}
+
+/// Everything the connections of one server share.
+pub(crate) struct Shared {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) acceptor: Option<TlsAcceptor>,
+    pub(crate) handshakes: Semaphore,
+    pub(crate) stop_accepting: Signal,
+    pub(crate) http1: hyper::server::conn::http1::Builder,
+    pub(crate) http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    pub(crate) service_options: Arc<ServiceOptions>,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) shutdown_timeout: Option<Duration>,
+    pub(crate) https_port: Option<u16>,
+    pub(crate) proxy_protocol: bool,
+    pub(crate) plain_http_response: PlainHttpResponse,
+    pub(crate) hooks: Hooks,
+    pub(crate) tls_addrs: TlsAddrs,
+}
+
+impl Shared {
+    /// The port redirects and the plain-HTTP answer point to.
+    pub(crate) fn https_port(&self) -> u16 {
+        self.https_port.unwrap_or_else(|| {
+            self.tls_addrs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .first()
+                .map_or(443, SocketAddr::port)
+        })
+    }
+
+    fn report(&self, peer_addr: SocketAddr, code: &'static str, message: String) {
+        tracing::debug!(%peer_addr, code, %message, "tls client error");
+        if let Some(hook) = &self.hooks.on_tls_client_error {
+            hook(&TlsClientError {
+                peer_addr,
+                code,
+                message,
+            });
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Tls,
+    Plain,
+}
+
+pub(crate) async fn run<S, B>(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mode: Mode,
+    service: S,
+) -> Result<()>
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the listener's address", e))?;
+    if mode == Mode::Tls {
+        if shared.acceptor.is_none() {
+            return Err(Error::config(
+                "serving HTTPS needs an identity: call ServerBuilder::identity",
+            ));
+        }
+        shared
+            .tls_addrs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(local_addr);
+    }
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shared.stop_accepting.wait() => break,
+        };
+        let (stream, peer_addr) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning; never stop.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let guard = match shared.registry.admit() {
+            Ok(guard) => guard,
+            Err(Refused::Full) => {
+                tracing::debug!(%peer_addr, "max_connections reached; refusing");
+                continue;
+            }
+            Err(Refused::Closing) => continue,
+        };
+        if let Some(hook) = &shared.hooks.on_connection {
+            if !hook(peer_addr, local_addr) {
+                continue;
+            }
+        }
+        let _ = stream.set_nodelay(true);
+        let task = Connection {
+            shared: shared.clone(),
+            guard,
+            peer_addr,
+            local_addr,
+            service: service.clone(),
+        };
+        tokio::spawn(async move {
+            match mode {
+                Mode::Tls => task.run_tls(stream).await,
+                Mode::Plain => task.run_plain(stream).await,
+            }
+        });
+    }
+    drop(listener);
+    shared.registry.wait_empty().await;
+    Ok(())
+}
+
+struct Connection<S> {
+    shared: Arc<Shared>,
+    guard: ConnGuard,
+    peer_addr: SocketAddr,
+    local_addr: SocketAddr,
+    service: S,
+}
+
+/// Why a connection ended before its handshake completed.
+enum Early {
+    Timeout,
+    Proxy(io::Error),
+    PlainHttp,
+    Junk,
+    Io(io::Error),
+}
+
+impl<S, B> Connection<S>
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    async fn run_tls(mut self, stream: TcpStream) {
+        let shared = self.shared.clone();
+        let conn = self.guard.conn.clone();
+        let early = async {
+            let mut stream = stream;
+            let mut peer = self.peer_addr;
+            if shared.proxy_protocol {
+                match proxy_protocol::read_header(&mut stream).await {
+                    Ok(Some(addr)) => peer = addr,
+                    Ok(None) => {}
+                    Err(e) => return Err(Early::Proxy(e)),
+                }
+            }
+            match sniff::first_bytes(&stream).await.map_err(Early::Io)? {
+                FirstBytes::Tls => {}
+                FirstBytes::PlainHttp => {
+                    let _ = sniff::answer_plain_http(
+                        &mut stream,
+                        shared.plain_http_response,
+                        shared.https_port(),
+                    )
+                    .await;
+                    return Err(Early::PlainHttp);
+                }
+                FirstBytes::Junk => return Err(Early::Junk),
+            }
+            let _permit = shared.handshakes.acquire().await;
+            let acceptor = shared.acceptor.as_ref().expect("checked in run()");
+            let tls = acceptor.accept(stream).await.map_err(Early::Io)?;
+            Ok((tls, peer))
+        };
+        let timed = async {
+            if shared.handshake_timeout.is_zero() {
+                early.await
+            } else {
+                tokio::time::timeout(shared.handshake_timeout, early)
+                    .await
+                    .unwrap_or(Err(Early::Timeout))
+            }
+        };
+        let result = tokio::select! {
+            result = timed => result,
+            () = conn.kill.wait() => return,
+        };
+        let (tls, peer) = match result {
+            Ok(pair) => pair,
+            Err(early) => {
+                let (code, message) = describe_early(early);
+                shared.report(self.peer_addr, code, message);
+                return;
+            }
+        };
+        self.peer_addr = peer;
+        let tls_info = TlsInfo::from_connection(tls.get_ref().1);
+        let http2 = tls_info.alpn() == Some("h2");
+        let info = ConnectionInfo::new(conn.id, self.peer_addr, self.local_addr, Some(tls_info));
+        if let Some(hook) = &shared.hooks.on_secure_connection {
+            if !hook(&info) {
+                return;
+            }
+        }
+        self.serve(tls, info, http2).await;
+    }
+
+    async fn run_plain(self, stream: TcpStream) {
+        let info = ConnectionInfo::new(self.guard.conn.id, self.peer_addr, self.local_addr, None);
+        self.serve(stream, info, false).await;
+    }
+
+    async fn serve<I>(self, io: I, info: ConnectionInfo, http2: bool)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let conn = self.guard.conn.clone();
+        conn.set_phase(Phase::Head);
+        let shared = &self.shared;
+        let io = TokioIo::new(TimedIo::new(io, conn.clone(), shared.timeouts, http2));
+        let service = ConnService {
+            inner: self.service,
+            conn: conn.clone(),
+            info,
+            options: shared.service_options.clone(),
+        };
+        if http2 {
+            let c = shared.http2.serve_connection(io, service);
+            drive(c, &conn, |c| c.graceful_shutdown()).await;
+        } else {
+            let c = shared.http1.serve_connection(io, service).with_upgrades();
+            drive(c, &conn, |c| c.graceful_shutdown()).await;
+        }
+        drop(self.guard);
+    }
+}
+
+/// Runs a hyper connection until it ends, shutting it down gracefully or dropping it when
+/// the registry says so.
+async fn drive<F, E>(conn: F, shared: &ConnShared, graceful: fn(Pin<&mut F>))
+where
+    F: Future<Output = std::result::Result<(), E>>,
+    E: fmt::Display,
+{
+    tokio::pin!(conn);
+    let mut graceful_sent = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(id = shared.id, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = shared.graceful.wait(), if !graceful_sent => {
+                graceful_sent = true;
+                graceful(conn.as_mut());
+            }
+            () = shared.kill.wait() => return,
+        }
+    }
+}
+
+fn describe_early(early: Early) -> (&'static str, String) {
+    match early {
+        Early::Timeout => ("ERR_TLS_HANDSHAKE_TIMEOUT", "TLS handshake timeout".into()),
+        Early::Proxy(e) => ("ERR_PROXY_PROTOCOL", e.to_string()),
+        Early::PlainHttp => (
+            "ERR_SSL_HTTP_REQUEST",
+            "plain HTTP request sent to the TLS port".into(),
+        ),
+        Early::Junk => (
+            "ERR_SSL_WRONG_VERSION_NUMBER",
+            "the first bytes are not a TLS handshake".into(),
+        ),
+        Early::Io(e) => {
+            let code = match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                Some(rustls::Error::NoApplicationProtocol) => "ERR_SSL_NO_APPLICATION_PROTOCOL",
+                Some(rustls::Error::PeerIncompatible(
+                    rustls::PeerIncompatible::Tls12NotOffered
+                    | rustls::PeerIncompatible::Tls12NotOfferedOrEnabled
+                    | rustls::PeerIncompatible::Tls13RequiredForQuic
+                    | rustls::PeerIncompatible::SupportedVersionsExtensionRequired,
+                )) => "ERR_SSL_UNSUPPORTED_PROTOCOL",
+                Some(_) => "ERR_SSL_HANDSHAKE_FAILURE",
+                None => match e.kind() {
+                    io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe => "ECONNRESET",
+                    _ => "ERR_SSL_HANDSHAKE_FAILURE",
+                },
+            };
+            (code, e.to_string())
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! `ServerBuilder`: every option with Node's name and default.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::HeaderValue;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::accept::{Hooks, Shared};
+use super::info::ConnectionInfo;
+use super::registry::{Registry, Signal};
+use super::service::ServiceOptions;
+use super::sniff::PlainHttpResponse;
+use super::timeouts::Timeouts;
+use super::{Server, TlsClientError};
+use crate::error::{Error, Result};
+use crate::tls::{build_server_config, Identity, ServerTlsOptions};
+
+/// Configures a [`Server`]. Setters consume and return the builder; errors surface at
+/// [`build`](Self::build).
+///
+/// Defaults follow Node's `https.createServer()` where Node has the option.
+pub struct ServerBuilder {
+    identity: Option<Identity>,
+    http2: bool,
+    headers_timeout: Duration,
+    request_timeout: Duration,
+    keep_alive_timeout: Duration,
+    keep_alive_timeout_buffer: Duration,
+    timeout: Duration,
+    handshake_timeout: Duration,
+    max_header_size: usize,
+    max_headers_count: usize,
+    max_requests_per_socket: usize,
+    max_connections: usize,
+    lru_purge: bool,
+    max_concurrent_handshakes: usize,
+    shutdown_timeout: Option<Duration>,
+    hsts: Option<Duration>,
+    https_port: Option<u16>,
+    proxy_protocol: bool,
+    plain_http_response: PlainHttpResponse,
+    hooks: Hooks,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("identity", &self.identity)
+            .field("http2", &self.http2)
+            .field("headers_timeout", &self.headers_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("keep_alive_timeout", &self.keep_alive_timeout)
+            .field("timeout", &self.timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerBuilder {
+    /// A builder with every option at its default.
+    pub fn new() -> Self {
+        Self {
+            identity: None,
+            http2: true,
+            headers_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(300),
+            keep_alive_timeout: Duration::from_secs(5),
+            keep_alive_timeout_buffer: Duration::from_secs(1),
+            timeout: Duration::ZERO,
+            handshake_timeout: Duration::from_secs(10),
+            max_header_size: 16 * 1024,
+            max_headers_count: 2000,
+            max_requests_per_socket: 0,
+            max_connections: 0,
+            lru_purge: true,
+            max_concurrent_handshakes: 512,
+            shutdown_timeout: None,
+            hsts: None,
+            https_port: None,
+            proxy_protocol: false,
+            plain_http_response: PlainHttpResponse::Explain,
+            hooks: Hooks::default(),
+        }
+    }
+
+    /// The certificate chain and key to present. Required for [`Server::serve`]; a server
+    /// that only serves plain HTTP may omit it.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Offer HTTP/2 by ALPN (`h2` before `http/1.1`). Default: on.
+    pub fn http2(mut self, enabled: bool) -> Self {
+        self.http2 = enabled;
+        self
+    }
+
+    /// Node's `headersTimeout`: the request head must arrive within this, counted from the end
+    /// of the handshake for a silent connection and from the first byte of each later request.
+    /// On expiry: `408 Request Timeout` with `Connection: close`, then close. Default: 60 s;
+    /// zero disables.
+    pub fn headers_timeout(mut self, timeout: Duration) -> Self {
+        self.headers_timeout = timeout;
+        self
+    }
+
+    /// Node's `requestTimeout`: the whole request (head and body) must arrive within this.
+    /// On expiry: `408` if no response has started, else the connection is dropped.
+    /// Default: 300 s; zero disables.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Node's `keepAliveTimeout`: how long a connection may sit idle between requests.
+    /// Responses carry `Keep-Alive: timeout=N` (whole seconds, rounded down). Default: 5 s;
+    /// zero disables (idle connections are then kept until the client closes them).
+    pub fn keep_alive_timeout(mut self, timeout: Duration) -> Self {
+        self.keep_alive_timeout = timeout;
+        self
+    }
+
+    /// Extra time past `keep_alive_timeout` before an idle connection is closed, so a client
+    /// that trusts the advertised value never races the close. Default: 1 s (Node v20.20's
+    /// `HTTP_SERVER_KEEP_ALIVE_TIMEOUT_BUFFER`, an option on newer Node).
+    pub fn keep_alive_timeout_buffer(mut self, buffer: Duration) -> Self {
+        self.keep_alive_timeout_buffer = buffer;
+        self
+    }
+
+    /// Node's `server.timeout`: socket inactivity after which the connection is dropped without
+    /// a byte written. Default: zero (off).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Node's `handshakeTimeout`, covering the PROXY header, the first bytes and the TLS
+    /// handshake. On expiry the connection is closed and `on_tls_client_error` gets
+    /// `ERR_TLS_HANDSHAKE_TIMEOUT`. Default: 10 s (Node: 120 s; a handshake takes milliseconds
+    /// and a connection stuck in it holds a socket and a handshake slot, so we keep the window
+    /// short). Zero disables.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Node's `maxHeaderSize`: a request head larger than this gets `431` with
+    /// `Connection: close`. Default: 16 KiB. HTTP/1 counts the whole head with a floor of
+    /// 8 KiB (hyper's smallest buffer); HTTP/2 applies it as `SETTINGS_MAX_HEADER_LIST_SIZE`.
+    pub fn max_header_size(mut self, bytes: usize) -> Self {
+        self.max_header_size = bytes;
+        self
+    }
+
+    /// The most header fields a request may carry; more gets `431` with `Connection: close`.
+    /// Default: 2000. (Node truncates silently instead.)
+    pub fn max_headers_count(mut self, count: usize) -> Self {
+        self.max_headers_count = count;
+        self
+    }
+
+    /// Node's `maxRequestsPerSocket`: the Nth response on a connection carries
+    /// `Connection: close` and responses before it `Keep-Alive: timeout=T, max=N`.
+    /// Default: zero (unlimited).
+    pub fn max_requests_per_socket(mut self, count: usize) -> Self {
+        self.max_requests_per_socket = count;
+        self
+    }
+
+    /// ESP-IDF's `max_open_sockets`: the most connections open at once. At the limit a new
+    /// connection is admitted by closing the least-recently-used idle one when
+    /// [`lru_purge`](Self::lru_purge) is on, and refused otherwise. Default: zero (no limit).
+    pub fn max_connections(mut self, count: usize) -> Self {
+        self.max_connections = count;
+        self
+    }
+
+    /// ESP-IDF's `lru_purge_enable`. Default: on.
+    pub fn lru_purge(mut self, enabled: bool) -> Self {
+        self.lru_purge = enabled;
+        self
+    }
+
+    /// The most TLS handshakes in progress at once; more wait their turn (inside their
+    /// handshake timeout), so a handshake flood cannot starve established connections of CPU.
+    /// Default: 512.
+    pub fn max_concurrent_handshakes(mut self, count: usize) -> Self {
+        self.max_concurrent_handshakes = count.max(1);
+        self
+    }
+
+    /// After [`close`](super::ServerHandle::close), drop the connections still open when this
+    /// passes. Default: none (wait for them, as Node does).
+    pub fn shutdown_timeout(mut self, deadline: Duration) -> Self {
+        self.shutdown_timeout = Some(deadline);
+        self
+    }
+
+    /// Send `Strict-Transport-Security: max-age=N` on HTTPS responses that do not set it.
+    /// Default: off.
+    pub fn hsts(mut self, max_age: Duration) -> Self {
+        self.hsts = Some(max_age);
+        self
+    }
+
+    /// The HTTPS port redirects point to. Default: the port of the first TLS listener.
+    pub fn https_port(mut self, port: u16) -> Self {
+        self.https_port = Some(port);
+        self
+    }
+
+    /// Require a PROXY protocol (v1 or v2) header on every connection; the address it carries
+    /// becomes [`ConnectionInfo::peer_addr`]. A connection without a valid one is closed.
+    /// Default: off.
+    pub fn proxy_protocol(mut self, required: bool) -> Self {
+        self.proxy_protocol = required;
+        self
+    }
+
+    /// How the TLS port answers plain HTTP. Default: [`PlainHttpResponse::Explain`].
+    pub fn plain_http_response(mut self, response: PlainHttpResponse) -> Self {
+        self.plain_http_response = response;
+        self
+    }
+
+    /// Node's `'connection'` event, made a gate: called with the peer and local address of
+    /// each accepted TCP connection; `false` closes it at once.
+    pub fn on_connection(
+        mut self,
+        hook: impl Fn(SocketAddr, SocketAddr) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.on_connection = Some(Arc::new(hook));
+        self
+    }
+
+    /// Node's `'secureConnection'`, made a gate: called after the handshake; `false` closes
+    /// the connection before any request is read.
+    pub fn on_secure_connection(
+        mut self,
+        hook: impl Fn(&ConnectionInfo) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.on_secure_connection = Some(Arc::new(hook));
+        self
+    }
+
+    /// Node's `'tlsClientError'`: a handshake failed or timed out, or the client spoke plain
+    /// HTTP or junk to the TLS port.
+    pub fn on_tls_client_error(
+        mut self,
+        hook: impl Fn(&TlsClientError) + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.on_tls_client_error = Some(Arc::new(hook));
+        self
+    }
+
+    /// Checks the options and builds the server.
+    ///
+    /// # Errors
+    /// An unusable identity or TLS configuration.
+    pub fn build(self) -> Result<Server> {
+        let tls = match &self.identity {
+            Some(identity) => Some(build_server_config(
+                identity,
+                &ServerTlsOptions { http2: self.http2 },
+            )?),
+            None => None,
+        };
+        if self.max_header_size == 0 {
+            return Err(Error::config("max_header_size must be above zero"));
+        }
+
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .keep_alive(true)
+            // hyper then reads only when it wants a head or body bytes; see timeouts.rs.
+            .half_close(true)
+            .max_buf_size(self.max_header_size.max(8192))
+            .max_headers(if self.max_headers_count == 0 {
+                usize::MAX / 2
+            } else {
+                self.max_headers_count
+            });
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(self.max_header_size.min(u32::MAX as usize) as u32)
+            .max_concurrent_streams(250);
+
+        let keep_alive_header = (!self.keep_alive_timeout.is_zero())
+            .then(|| {
+                ServiceOptions::keep_alive_value(
+                    self.keep_alive_timeout.as_secs(),
+                    self.max_requests_per_socket,
+                )
+            })
+            .flatten();
+        let service_options = ServiceOptions {
+            keep_alive_header,
+            max_requests_per_socket: self.max_requests_per_socket,
+            max_headers_count: self.max_headers_count,
+            hsts: self
+                .hsts
+                .and_then(|age| HeaderValue::from_str(&format!("max-age={}", age.as_secs())).ok()),
+        };
+        let shared = Shared {
+            registry: Arc::new(Registry::new(self.max_connections, self.lru_purge)),
+            acceptor: tls.map(tokio_rustls::TlsAcceptor::from),
+            handshakes: tokio::sync::Semaphore::new(self.max_concurrent_handshakes),
+            stop_accepting: Signal::default(),
+            http1,
+            http2,
+            service_options: Arc::new(service_options),
+            timeouts: Timeouts {
+                headers: self.headers_timeout,
+                request: self.request_timeout,
+                keep_alive: self.keep_alive_timeout,
+                keep_alive_buffer: self.keep_alive_timeout_buffer,
+                inactivity: self.timeout,
+            },
+            handshake_timeout: self.handshake_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            https_port: self.https_port,
+            proxy_protocol: self.proxy_protocol,
+            plain_http_response: self.plain_http_response,
+            hooks: self.hooks,
+            tls_addrs: Mutex::new(Vec::new()),
+        };
+        Ok(Server {
+            shared: Arc::new(shared),
+        })
+    }
+}

@@ -1,0 +1,142 @@
+//! What a handler can learn about its connection (Node's `req.socket`, ESP-IDF's `user_cb`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls::{HandshakeKind, ServerConnection};
+use rustls_pki_types::CertificateDer;
+
+/// The connection a request arrived on. Every request carries one in its extensions:
+/// `req.extensions().get::<ConnectionInfo>()` (or axum's `Extension<ConnectionInfo>`).
+///
+/// Cheap to clone: built once per connection and shared.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    id: u64,
+    peer_addr: SocketAddr,
+    local_addr: SocketAddr,
+    tls: Option<TlsInfo>,
+}
+
+/// The TLS session of a connection, as negotiated.
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    version: &'static str,
+    cipher_suite: &'static str,
+    alpn: Option<String>,
+    server_name: Option<String>,
+    resumed: bool,
+    peer_certificates: Vec<CertificateDer<'static>>,
+}
+
+impl ConnectionInfo {
+    pub(crate) fn new(
+        id: u64,
+        peer_addr: SocketAddr,
+        local_addr: SocketAddr,
+        tls: Option<TlsInfo>,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            id,
+            peer_addr,
+            local_addr,
+            tls,
+        }))
+    }
+
+    /// A number unique to this connection within the server.
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// The client's address: from the PROXY protocol header when that is on, else the socket's.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.0.peer_addr
+    }
+
+    /// The address the connection was accepted on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.0.local_addr
+    }
+
+    /// The TLS session; `None` on a plain-HTTP listener.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.0.tls.as_ref()
+    }
+
+    /// True when the connection is TLS.
+    pub fn is_secure(&self) -> bool {
+        self.0.tls.is_some()
+    }
+}
+
+impl TlsInfo {
+    pub(crate) fn from_connection(conn: &ServerConnection) -> Self {
+        Self {
+            version: match conn.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+                _ => "unknown",
+            },
+            cipher_suite: conn
+                .negotiated_cipher_suite()
+                .and_then(|s| s.suite().as_str())
+                // rustls spells TLS 1.3 suites `TLS13_…`; IANA's name is `TLS_…`.
+                .map(|name| name.strip_prefix("TLS13_").map_or(name, iana_tls13_name))
+                .unwrap_or("unknown"),
+            alpn: conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+            server_name: conn.server_name().map(str::to_owned),
+            resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
+            peer_certificates: conn
+                .peer_certificates()
+                .map(<[_]>::to_vec)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// `"TLSv1.3"` or `"TLSv1.2"`, as Node's `getProtocol()`.
+    pub fn version(&self) -> &'static str {
+        self.version
+    }
+
+    /// The IANA name of the cipher suite, e.g. `TLS_AES_256_GCM_SHA384` or
+    /// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`.
+    pub fn cipher_suite(&self) -> &'static str {
+        self.cipher_suite
+    }
+
+    /// The ALPN protocol agreed (`"h2"`, `"http/1.1"`), if any.
+    pub fn alpn(&self) -> Option<&str> {
+        self.alpn.as_deref()
+    }
+
+    /// The SNI name the client asked for; `None` when it sent none (Node's `servername === false`).
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
+    }
+
+    /// True when the session was resumed from a ticket or the session cache.
+    pub fn is_resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// The client's certificate chain, leaf first; empty when it sent none.
+    pub fn peer_certificates(&self) -> &[CertificateDer<'static>] {
+        &self.peer_certificates
+    }
+}
+
+fn iana_tls13_name(rest: &str) -> &'static str {
+    match rest {
+        "AES_128_GCM_SHA256" => "TLS_AES_128_GCM_SHA256",
+        "AES_256_GCM_SHA384" => "TLS_AES_256_GCM_SHA384",
+        "CHACHA20_POLY1305_SHA256" => "TLS_CHACHA20_POLY1305_SHA256",
+        "AES_128_CCM_SHA256" => "TLS_AES_128_CCM_SHA256",
+        _ => "unknown",
+    }
+}

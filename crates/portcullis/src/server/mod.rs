@@ -1,0 +1,325 @@
+//! The HTTPS server: Node's `https.Server` semantics over hyper and rustls.
+//!
+//! ```text
+//! accept → registry.admit → PROXY header (opt) → sniff → TLS handshake (timed, capped)
+//!        → ConnectionInfo → hyper h1/h2 over TimedIo → the user's tower Service
+//! ```
+
+mod accept;
+mod builder;
+mod info;
+mod proxy_protocol;
+mod redirect;
+mod registry;
+mod service;
+mod sniff;
+mod timeouts;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+
+pub use builder::ServerBuilder;
+pub use info::{ConnectionInfo, TlsInfo};
+pub use registry::ConnectionCounts;
+pub use service::ResponseBody;
+pub use sniff::PlainHttpResponse;
+
+use crate::error::{Error, Result};
+use accept::Shared;
+use service::BoxError;
+
+/// An HTTPS server, configured and ready to serve on one or more listeners.
+///
+/// Cheap to clone; clones share connections, counts and shutdown.
+///
+/// ```no_run
+/// # async fn run() -> portcullis::Result<()> {
+/// use portcullis::{Identity, Server};
+/// let server = Server::builder()
+///     .identity(Identity::from_pem_files("cert.pem", "key.pem")?)
+///     .build()?;
+/// let listener = server.bind("127.0.0.1:0").await?;
+/// println!("listening on https://{}", listener.local_addr());
+/// let hello = tower::service_fn(|_req| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+///         bytes::Bytes::from_static(b"hello world\n"),
+///     )))
+/// });
+/// server.serve(listener, hello).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("connections", &self.shared.registry.counts())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bound TCP listener, from [`Server::bind`]. Its [`local_addr`](Listener::local_addr)
+/// is the real address, port included when port 0 was asked for.
+#[derive(Debug)]
+pub struct Listener {
+    inner: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl Listener {
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+/// Anything `serve` can listen on: a [`Listener`], a tokio or std `TcpListener`, or an address.
+pub trait IntoListener: Send {
+    /// Binds (if needed) and returns the listener.
+    fn into_listener(self) -> impl Future<Output = io::Result<TcpListener>> + Send;
+}
+
+impl IntoListener for Listener {
+    async fn into_listener(self) -> io::Result<TcpListener> {
+        Ok(self.inner)
+    }
+}
+
+impl IntoListener for TcpListener {
+    async fn into_listener(self) -> io::Result<TcpListener> {
+        Ok(self)
+    }
+}
+
+impl IntoListener for std::net::TcpListener {
+    async fn into_listener(self) -> io::Result<TcpListener> {
+        self.set_nonblocking(true)?;
+        TcpListener::from_std(self)
+    }
+}
+
+impl IntoListener for SocketAddr {
+    async fn into_listener(self) -> io::Result<TcpListener> {
+        TcpListener::bind(self).await
+    }
+}
+
+impl IntoListener for &str {
+    async fn into_listener(self) -> io::Result<TcpListener> {
+        TcpListener::bind(self).await
+    }
+}
+
+impl IntoListener for String {
+    async fn into_listener(self) -> io::Result<TcpListener> {
+        TcpListener::bind(self.as_str()).await
+    }
+}
+
+impl Server {
+    /// Starts configuring a server. See [`ServerBuilder`] for the options and their defaults.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::new()
+    }
+
+    /// A handle for closing the server and reading its counts from anywhere.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Binds a TCP listener (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// The address cannot be resolved or bound; the error names it.
+    pub async fn bind(&self, addr: impl tokio::net::ToSocketAddrs + fmt::Debug) -> Result<Listener> {
+        let what = format!("cannot listen on {addr:?}");
+        let inner = TcpListener::bind(addr).await.map_err(|e| Error::io(&what, e))?;
+        let local_addr = inner.local_addr().map_err(|e| Error::io(&what, e))?;
+        Ok(Listener { inner, local_addr })
+    }
+
+    /// Serves HTTPS on `listener` with `service` until the server is closed and its last
+    /// connection is gone.
+    ///
+    /// The service is any tower `Service<Request<Incoming>>` returning `Response<B>`: an axum
+    /// `Router`, a `tower::service_fn` closure, a `ServeDir`. Each request carries a
+    /// [`ConnectionInfo`] extension.
+    ///
+    /// # Errors
+    /// The listener cannot be bound. Errors of single connections are logged and reported to
+    /// the hooks; they never stop the accept loop.
+    pub async fn serve<L, S, B>(&self, listener: L, service: S) -> Result<()>
+    where
+        L: IntoListener,
+        S: tower_service::Service<Request<Incoming>, Response = Response<B>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let listener = listener
+            .into_listener()
+            .await
+            .map_err(|e| Error::io("cannot listen", e))?;
+        accept::run(self.shared.clone(), listener, accept::Mode::Tls, service).await
+    }
+
+    /// Serves plain HTTP on `listener` with the same service (ESP-IDF's insecure transport):
+    /// for trusted networks and tests. Timeouts, limits and the registry apply as on TLS.
+    ///
+    /// # Errors
+    /// As [`Server::serve`].
+    pub async fn serve_http<L, S, B>(&self, listener: L, service: S) -> Result<()>
+    where
+        L: IntoListener,
+        S: tower_service::Service<Request<Incoming>, Response = Response<B>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let listener = listener
+            .into_listener()
+            .await
+            .map_err(|e| Error::io("cannot listen", e))?;
+        accept::run(self.shared.clone(), listener, accept::Mode::Plain, service).await
+    }
+
+    /// Serves plain HTTP on `listener`, answering every request with `308 Permanent Redirect`
+    /// to the same path and query on the HTTPS origin (the port of the first TLS listener, or
+    /// [`ServerBuilder::https_port`]).
+    ///
+    /// # Errors
+    /// As [`Server::serve`].
+    pub async fn serve_redirect<L: IntoListener>(&self, listener: L) -> Result<()> {
+        let service = redirect::Redirect::new(self.shared.clone());
+        self.serve_http(listener, service).await
+    }
+}
+
+/// Closes the server and reads its counts, from any task. Cheap to clone.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle").finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// Node's `server.close()`: stops accepting, closes idle connections at once, lets in-flight
+    /// requests finish (HTTP/1.1 responses get `Connection: close`, HTTP/2 gets GOAWAY), and
+    /// resolves when the last connection is gone. Connections still handshaking are dropped.
+    ///
+    /// With a [`shutdown_timeout`](ServerBuilder::shutdown_timeout), connections left when it
+    /// passes are dropped as by [`close_all_connections`](Self::close_all_connections).
+    pub async fn close(&self) {
+        let shared = &self.shared;
+        shared.registry.start_closing();
+        shared.stop_accepting.fire();
+        match shared.shutdown_timeout {
+            Some(deadline) => {
+                if tokio::time::timeout(deadline, shared.registry.wait_empty())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        left = shared.registry.counts().total(),
+                        "shutdown timeout passed; dropping the remaining connections"
+                    );
+                    shared.registry.close_all();
+                    shared.registry.wait_empty().await;
+                }
+            }
+            None => shared.registry.wait_empty().await,
+        }
+    }
+
+    /// Node's `closeIdleConnections()`: closes every connection that is between requests.
+    pub fn close_idle_connections(&self) {
+        self.shared.registry.close_idle();
+    }
+
+    /// Node's `closeAllConnections()`: drops every connection now, in-flight requests included.
+    pub fn close_all_connections(&self) {
+        self.shared.registry.close_all();
+    }
+
+    /// Live counts of handshaking, active and idle connections.
+    pub fn connections(&self) -> ConnectionCounts {
+        self.shared.registry.counts()
+    }
+
+    /// True once [`close`](Self::close) has been called.
+    pub fn is_closing(&self) -> bool {
+        self.shared.registry.is_closing()
+    }
+
+    /// The addresses of the TLS listeners being served.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.shared
+            .tls_addrs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// A failed TLS connection attempt, as Node's `tlsClientError` reports it.
+#[derive(Debug, Clone)]
+pub struct TlsClientError {
+    peer_addr: SocketAddr,
+    code: &'static str,
+    message: String,
+}
+
+impl TlsClientError {
+    /// The client's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
+    }
+
+    /// Node's code: `ERR_TLS_HANDSHAKE_TIMEOUT`, `ECONNRESET`, `ERR_SSL_HTTP_REQUEST`,
+    /// `ERR_SSL_WRONG_VERSION_NUMBER`, `ERR_SSL_UNSUPPORTED_PROTOCOL`,
+    /// `ERR_SSL_NO_APPLICATION_PROTOCOL`, `ERR_PROXY_PROTOCOL` or `ERR_SSL_HANDSHAKE_FAILURE`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// What went wrong, in words.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for TlsClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} from {}: {}", self.code, self.peer_addr, self.message)
+    }
+}
+
+impl std::error::Error for TlsClientError {}
+
+pub(crate) type TlsAddrs = Mutex<Vec<SocketAddr>>;

@@ -1,0 +1,348 @@
+//! The connection registry: every connection known as handshaking, active or idle.
+//!
+//! It is the only state the connections share. `close()`, `close_idle_connections()`,
+//! `close_all_connections()`, the live counts and the LRU purge all read it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+/// Live connection counts, as [`ServerHandle::connections`](super::ServerHandle::connections) gives them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionCounts {
+    /// Accepted, TLS handshake not finished (includes PROXY header and protocol sniffing).
+    pub handshaking: usize,
+    /// Inside a request: waiting for or reading a request, or answering one. As in Node, a
+    /// connection that has sent nothing since its handshake counts as active.
+    pub active: usize,
+    /// Between requests, after a complete response.
+    pub idle: usize,
+}
+
+impl ConnectionCounts {
+    /// All connections.
+    pub fn total(&self) -> usize {
+        self.handshaking + self.active + self.idle
+    }
+}
+
+/// Where a connection is in its life. Stored in an `AtomicU8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Phase {
+    Handshaking = 0,
+    /// Waiting for, or reading, a request head.
+    Head = 1,
+    /// Head received; the body is still arriving (or may be).
+    Body = 2,
+    /// The whole request is in; the response is being produced.
+    Processing = 3,
+    /// The last response is complete; nothing in flight.
+    Idle = 4,
+}
+
+impl Phase {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Phase::Handshaking,
+            1 => Phase::Head,
+            2 => Phase::Body,
+            3 => Phase::Processing,
+            _ => Phase::Idle,
+        }
+    }
+}
+
+/// A one-shot signal that can be awaited after it fired.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    fired: AtomicBool,
+    notify: Notify,
+}
+
+impl Signal {
+    pub(crate) fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub(crate) fn is_fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    pub(crate) async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_fired() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One connection's shared state: written by its own task, read by the registry.
+#[derive(Debug)]
+pub(crate) struct ConnShared {
+    pub(crate) id: u64,
+    phase: AtomicU8,
+    /// Milliseconds since the registry's epoch when the connection last became idle.
+    idle_since_ms: AtomicU64,
+    /// HTTP/2 streams in flight.
+    in_flight: AtomicUsize,
+    /// Requests received on this connection, for `max_requests_per_socket`.
+    pub(crate) requests: AtomicUsize,
+    /// The current response's head has been produced.
+    response_started: AtomicBool,
+    /// Finish in-flight work, then close (HTTP/1.1 `Connection: close`, h2 GOAWAY).
+    pub(crate) graceful: Signal,
+    /// Drop the connection now.
+    pub(crate) kill: Signal,
+    epoch: Instant,
+}
+
+impl ConnShared {
+    pub(crate) fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_phase(&self, phase: Phase) {
+        if phase == Phase::Idle {
+            self.idle_since_ms
+                .store(self.epoch.elapsed().as_millis() as u64, Ordering::Release);
+        }
+        if phase != Phase::Processing && phase != Phase::Body {
+            self.response_started.store(false, Ordering::Release);
+        }
+        self.phase.store(phase as u8, Ordering::Release);
+    }
+
+    pub(crate) fn idle_since(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn mark_response_started(&self) {
+        self.response_started.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn response_started(&self) -> bool {
+        self.response_started.load(Ordering::Acquire)
+    }
+
+    /// An HTTP/2 stream began.
+    pub(crate) fn stream_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.phase.store(Phase::Processing as u8, Ordering::Release);
+    }
+
+    /// An HTTP/2 stream's response ended; the connection is idle when none is left.
+    pub(crate) fn stream_ended(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.set_phase(Phase::Idle);
+        }
+    }
+}
+
+/// Why [`Registry::admit`] turned a connection away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    Closing,
+    Full,
+}
+
+#[derive(Debug)]
+pub(crate) struct Registry {
+    conns: Mutex<HashMap<u64, Arc<ConnShared>>>,
+    next_id: AtomicU64,
+    closing: AtomicBool,
+    emptied: Notify,
+    epoch: Instant,
+    max_connections: usize,
+    lru_purge: bool,
+}
+
+impl Registry {
+    pub(crate) fn new(max_connections: usize, lru_purge: bool) -> Self {
+        Self {
+            conns: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            closing: AtomicBool::new(false),
+            emptied: Notify::new(),
+            epoch: Instant::now(),
+            max_connections,
+            lru_purge,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<ConnShared>>> {
+        // A panic while holding this lock cannot leave the map inconsistent (single inserts and
+        // removes), so a poisoned lock is still usable.
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new connection, purging the least-recently-used idle one when full
+    /// (if `lru_purge`), or refusing it.
+    pub(crate) fn admit(self: &Arc<Self>) -> Result<ConnGuard, Refused> {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(Refused::Closing);
+        }
+        let mut conns = self.lock();
+        if self.max_connections > 0 && conns.len() >= self.max_connections {
+            let victim = self
+                .lru_purge
+                .then(|| {
+                    conns
+                        .values()
+                        .filter(|c| c.phase() == Phase::Idle)
+                        .min_by_key(|c| c.idle_since_ms.load(Ordering::Acquire))
+                        .map(|c| c.id)
+                })
+                .flatten();
+            let Some(victim) = victim else {
+                return Err(Refused::Full);
+            };
+            if let Some(conn) = conns.remove(&victim) {
+                tracing::debug!(id = victim, "max_connections reached; purging LRU idle connection");
+                conn.kill.fire();
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(ConnShared {
+            id,
+            phase: AtomicU8::new(Phase::Handshaking as u8),
+            idle_since_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
+            response_started: AtomicBool::new(false),
+            graceful: Signal::default(),
+            kill: Signal::default(),
+            epoch: self.epoch,
+        });
+        conns.insert(id, conn.clone());
+        Ok(ConnGuard {
+            registry: self.clone(),
+            conn,
+        })
+    }
+
+    pub(crate) fn counts(&self) -> ConnectionCounts {
+        let mut counts = ConnectionCounts::default();
+        for conn in self.lock().values() {
+            match conn.phase() {
+                Phase::Handshaking => counts.handshaking += 1,
+                Phase::Idle => counts.idle += 1,
+                _ => counts.active += 1,
+            }
+        }
+        counts
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Stops admitting; handshaking connections are dropped, the rest finish gracefully.
+    pub(crate) fn start_closing(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        for conn in self.lock().values() {
+            if conn.phase() == Phase::Handshaking {
+                conn.kill.fire();
+            } else {
+                conn.graceful.fire();
+            }
+        }
+    }
+
+    pub(crate) fn close_idle(&self) {
+        for conn in self.lock().values() {
+            if conn.phase() == Phase::Idle {
+                conn.graceful.fire();
+            }
+        }
+    }
+
+    pub(crate) fn close_all(&self) {
+        for conn in self.lock().values() {
+            conn.kill.fire();
+        }
+    }
+
+    /// Resolves when no connection is left.
+    pub(crate) async fn wait_empty(&self) {
+        loop {
+            let notified = self.emptied.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Owned by a connection's task; unregisters the connection when dropped.
+#[derive(Debug)]
+pub(crate) struct ConnGuard {
+    registry: Arc<Registry>,
+    pub(crate) conn: Arc<ConnShared>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let mut conns = self.registry.lock();
+        conns.remove(&self.conn.id);
+        if conns.is_empty() {
+            self.registry.emptied.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lru_purge_picks_oldest_idle() {
+        let reg = Arc::new(Registry::new(2, true));
+        let a = reg.admit().unwrap();
+        let b = reg.admit().unwrap();
+        b.conn.set_phase(Phase::Idle);
+        std::thread::sleep(Duration::from_millis(5));
+        a.conn.set_phase(Phase::Idle);
+        let _c = reg.admit().unwrap();
+        assert!(b.conn.kill.is_fired());
+        assert!(!a.conn.kill.is_fired());
+    }
+
+    #[test]
+    fn full_without_idle_or_purge_refuses() {
+        let reg = Arc::new(Registry::new(1, true));
+        let a = reg.admit().unwrap();
+        a.conn.set_phase(Phase::Head);
+        assert_eq!(reg.admit().unwrap_err(), Refused::Full);
+        let reg = Arc::new(Registry::new(1, false));
+        let a = reg.admit().unwrap();
+        a.conn.set_phase(Phase::Idle);
+        assert_eq!(reg.admit().unwrap_err(), Refused::Full);
+    }
+
+    #[test]
+    fn counts_follow_phases() {
+        let reg = Arc::new(Registry::new(0, true));
+        let a = reg.admit().unwrap();
+        let b = reg.admit().unwrap();
+        let _c = reg.admit().unwrap();
+        a.conn.set_phase(Phase::Idle);
+        b.conn.set_phase(Phase::Body);
+        let counts = reg.counts();
+        assert_eq!((counts.handshaking, counts.active, counts.idle), (1, 1, 1));
+        drop(a);
+        assert_eq!(reg.counts().total(), 2);
+    }
+}

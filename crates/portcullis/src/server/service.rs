@@ -1,0 +1,286 @@
+//! The per-connection service wrapper: puts `ConnectionInfo` on each request, tells the
+//! registry when a request starts and its response ends, and adds the headers Node adds
+//! (`Connection`, `Keep-Alive`), plus HSTS and the HTTP/1.1 Host check.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
+use http::{Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tower::util::Oneshot;
+use tower::ServiceExt;
+
+use super::info::ConnectionInfo;
+use super::registry::{ConnShared, Phase};
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Per-server settings the wrapper reads.
+#[derive(Debug)]
+pub(crate) struct ServiceOptions {
+    pub(crate) keep_alive_header: Option<HeaderValue>,
+    pub(crate) max_requests_per_socket: usize,
+    pub(crate) max_headers_count: usize,
+    pub(crate) hsts: Option<HeaderValue>,
+}
+
+impl ServiceOptions {
+    pub(crate) fn keep_alive_value(keep_alive_secs: u64, max_requests: usize) -> Option<HeaderValue> {
+        let text = if max_requests > 0 {
+            format!("timeout={keep_alive_secs}, max={max_requests}")
+        } else {
+            format!("timeout={keep_alive_secs}")
+        };
+        HeaderValue::from_str(&text).ok()
+    }
+}
+
+pub(crate) struct ConnService<S> {
+    pub(crate) inner: S,
+    pub(crate) conn: Arc<ConnShared>,
+    pub(crate) info: ConnectionInfo,
+    pub(crate) options: Arc<ServiceOptions>,
+}
+
+impl<S> fmt::Debug for ConnService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnService")
+            .field("conn", &self.conn.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for ConnService<S>
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody<B>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B>;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        let conn = &self.conn;
+        let served = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        let http1 = req.version() < Version::HTTP_2;
+        if http1 {
+            // Node's on_headers_complete: without a body the request is complete now.
+            conn.set_phase(if req.body().is_end_stream() {
+                Phase::Processing
+            } else {
+                Phase::Body
+            });
+        } else {
+            conn.stream_started();
+        }
+        let guard = ResponseGuard {
+            conn: conn.clone(),
+            http1,
+        };
+
+        let canned = if http1 && req.version() == Version::HTTP_11 && !req.headers().contains_key(HOST) {
+            // Node's requireHostHeader.
+            Some((StatusCode::BAD_REQUEST, "missing Host header\n"))
+        } else if !http1
+            && self.options.max_headers_count > 0
+            && req.headers().len() > self.options.max_headers_count
+        {
+            Some((StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "too many headers\n"))
+        } else {
+            None
+        };
+        if let Some((status, text)) = canned {
+            conn.mark_response_started();
+            let mut res = Response::new(ResponseBody::full(text, guard));
+            *res.status_mut() = status;
+            res.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            if http1 {
+                res.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            return ResponseFuture::Ready { res: Some(res) };
+        }
+
+        let last = http1
+            && (self.options.max_requests_per_socket > 0
+                && served >= self.options.max_requests_per_socket
+                || conn.graceful.is_fired());
+        req.extensions_mut().insert(self.info.clone());
+        ResponseFuture::Pending {
+            fut: self.inner.clone().oneshot(req),
+            guard: Some(guard),
+            options: self.options.clone(),
+            secure: self.info.is_secure(),
+            last,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = ResponseFutureProj]
+    pub(crate) enum ResponseFuture<S, B>
+    where
+        S: tower_service::Service<Request<Incoming>>,
+    {
+        Pending {
+            #[pin]
+            fut: Oneshot<S, Request<Incoming>>,
+            guard: Option<ResponseGuard>,
+            options: Arc<ServiceOptions>,
+            secure: bool,
+            last: bool,
+        },
+        Ready { res: Option<Response<ResponseBody<B>>> },
+    }
+}
+
+impl<S, B> Future for ResponseFuture<S, B>
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response<ResponseBody<B>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ResponseFutureProj::Ready { res } => {
+                Poll::Ready(res.take().ok_or_else(|| "polled after completion".into()))
+            }
+            ResponseFutureProj::Pending {
+                fut,
+                guard,
+                options,
+                secure,
+                last,
+            } => {
+                let res = ready!(fut.poll(cx)).map_err(Into::into)?;
+                let guard = guard.take().ok_or("polled after completion")?;
+                guard.conn.mark_response_started();
+                let http1 = guard.http1;
+                let (mut parts, body) = res.into_parts();
+                let headers = &mut parts.headers;
+                if *secure {
+                    if let Some(hsts) = &options.hsts {
+                        headers
+                            .entry(http::header::STRICT_TRANSPORT_SECURITY)
+                            .or_insert_with(|| hsts.clone());
+                    }
+                }
+                if http1 {
+                    let closing = *last || guard.conn.graceful.is_fired();
+                    if closing {
+                        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+                    } else if !headers.contains_key(CONNECTION)
+                        && !headers.contains_key("keep-alive")
+                    {
+                        if let Some(ka) = &options.keep_alive_header {
+                            headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+                            headers.insert("keep-alive", ka.clone());
+                        }
+                    }
+                }
+                Poll::Ready(Ok(Response::from_parts(
+                    parts,
+                    ResponseBody::Inner { body, guard },
+                )))
+            }
+        }
+    }
+}
+
+/// Marks the response (and so the request) finished when the body is dropped.
+#[derive(Debug)]
+pub(crate) struct ResponseGuard {
+    conn: Arc<ConnShared>,
+    http1: bool,
+}
+
+impl Drop for ResponseGuard {
+    fn drop(&mut self) {
+        if self.http1 {
+            self.conn.set_phase(Phase::Idle);
+        } else {
+            self.conn.stream_ended();
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response body hyper sends: the service's, or a short canned one.
+    #[project = ResponseBodyProj]
+    pub enum ResponseBody<B> {
+        /// The service's own body.
+        Inner {
+            #[pin]
+            body: B,
+            guard: ResponseGuard,
+        },
+        /// A canned answer (400, 431).
+        Full {
+            data: Option<Bytes>,
+            guard: ResponseGuard,
+        },
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseBody")
+    }
+}
+
+impl<B> ResponseBody<B> {
+    fn full(text: &'static str, guard: ResponseGuard) -> Self {
+        ResponseBody::Full {
+            data: Some(Bytes::from_static(text.as_bytes())),
+            guard,
+        }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project() {
+            ResponseBodyProj::Inner { body, .. } => body.poll_frame(cx).map_err(Into::into),
+            ResponseBodyProj::Full { data, .. } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Inner { body, .. } => body.is_end_stream(),
+            ResponseBody::Full { data, .. } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Inner { body, .. } => body.size_hint(),
+            ResponseBody::Full { data, .. } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Node's HTTP timeouts, enforced in an IO wrapper so hyper stays in charge of HTTP.
+//!
+//! The wrapper notes when each request's first byte arrives and checks, whenever hyper reads or
+//! writes, the deadline that applies to the connection's [`Phase`]:
+//!
+//! | phase | deadline | on expiry |
+//! |---|---|---|
+//! | `Head` | start + min(headers_timeout, request_timeout) | `408` + close (HTTP/1) |
+//! | `Body`, response not started | start + request_timeout | `408` + close |
+//! | `Body`, response started | start + request_timeout | drop, no bytes (Node) |
+//! | `Idle` | idle since + keep_alive_timeout + buffer | close |
+//! | any | last I/O + timeout | drop, no bytes (Node's `server.timeout`) |
+//!
+//! hyper is built with `half_close(true)`, so it reads only when it wants a head or body bytes,
+//! not while a handler works on a complete request: a fired deadline is seen only while the
+//! request is still incomplete, which is Node's rule.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+use super::registry::{ConnShared, Phase};
+
+const REQUEST_TIMEOUT_RESPONSE: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n";
+
+/// The timeouts that apply to an established connection. Zero means off.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) headers: Duration,
+    pub(crate) request: Duration,
+    pub(crate) keep_alive: Duration,
+    pub(crate) keep_alive_buffer: Duration,
+    pub(crate) inactivity: Duration,
+}
+
+impl Timeouts {
+    /// The bound on receiving a head, following Node: both zero disables; a headers timeout
+    /// above the request timeout is capped by it.
+    fn head(&self) -> Option<Duration> {
+        match (self.headers.is_zero(), self.request.is_zero()) {
+            (true, true) => None,
+            (false, true) => Some(self.headers),
+            (true, false) => Some(self.request),
+            (false, false) => Some(self.headers.min(self.request)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// Headers or request timeout: 408 if no response has started.
+    Request,
+    /// Keep-alive idle timeout: end the connection cleanly.
+    Idle,
+    /// Socket inactivity: drop without a byte.
+    Inactive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Writing408(usize),
+    Flushing,
+    ShuttingDown,
+    Done,
+}
+
+/// The connection's stream with Node's timeouts applied.
+#[derive(Debug)]
+pub(crate) struct TimedIo<T> {
+    inner: T,
+    sleep: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+    conn: Arc<ConnShared>,
+    timeouts: Timeouts,
+    http2: bool,
+    request_start: Instant,
+    last_io: Instant,
+    ending: Option<Ending>,
+}
+
+impl<T> TimedIo<T> {
+    pub(crate) fn new(inner: T, conn: Arc<ConnShared>, timeouts: Timeouts, http2: bool) -> Self {
+        let now = Instant::now();
+        Self {
+            inner,
+            sleep: Box::pin(tokio::time::sleep_until(now.into())),
+            armed: None,
+            conn,
+            timeouts,
+            http2,
+            request_start: now,
+            last_io: now,
+            ending: None,
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> TimedIo<T> {
+    /// The deadline that applies now, and what happens when it passes.
+    fn deadline(
+        conn: &ConnShared,
+        timeouts: &Timeouts,
+        http2: bool,
+        request_start: Instant,
+        last_io: Instant,
+    ) -> Option<(Instant, Expiry)> {
+        let phase_deadline = match conn.phase() {
+            Phase::Head => timeouts.head().map(|d| (request_start + d, Expiry::Request)),
+            Phase::Body if !http2 && !timeouts.request.is_zero() => {
+                Some((request_start + timeouts.request, Expiry::Request))
+            }
+            Phase::Idle if !timeouts.keep_alive.is_zero() => Some((
+                conn.idle_since() + timeouts.keep_alive + timeouts.keep_alive_buffer,
+                Expiry::Idle,
+            )),
+            _ => None,
+        };
+        let inactive = (!timeouts.inactivity.is_zero())
+            .then(|| (last_io + timeouts.inactivity, Expiry::Inactive));
+        match (phase_deadline, inactive) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Checks the deadline; `Ready` carries the expiry that has passed. Keeps the timer armed at
+    /// the earliest relevant instant, resetting it only when the deadline moved earlier.
+    fn poll_expiry(&mut self, cx: &mut Context<'_>) -> Poll<Expiry> {
+        let Some((at, expiry)) = Self::deadline(
+            &self.conn,
+            &self.timeouts,
+            self.http2,
+            self.request_start,
+            self.last_io,
+        ) else {
+            return Poll::Pending;
+        };
+        if Instant::now() >= at {
+            return Poll::Ready(expiry);
+        }
+        if self.armed.is_none_or(|armed| armed > at) {
+            self.sleep.as_mut().reset(at.into());
+            self.armed = Some(at);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            // The timer was armed for an earlier deadline that has since moved: re-arm.
+            self.sleep.as_mut().reset(at.into());
+            self.armed = Some(at);
+            let _ = self.sleep.as_mut().poll(cx);
+        }
+        Poll::Pending
+    }
+
+    /// Writes the 408, flushes and shuts the stream down; then reports end of stream.
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self;
+        let mut inner = Pin::new(&mut this.inner);
+        loop {
+            match this.ending.unwrap_or(Ending::Done) {
+                Ending::Writing408(pos) if pos < REQUEST_TIMEOUT_RESPONSE.len() => {
+                    let n = ready!(inner
+                        .as_mut()
+                        .poll_write(cx, &REQUEST_TIMEOUT_RESPONSE[pos..]))?;
+                    if n == 0 {
+                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    }
+                    this.ending = Some(Ending::Writing408(pos + n));
+                }
+                Ending::Writing408(_) => this.ending = Some(Ending::Flushing),
+                Ending::Flushing => {
+                    ready!(inner.as_mut().poll_flush(cx))?;
+                    this.ending = Some(Ending::ShuttingDown);
+                }
+                Ending::ShuttingDown => {
+                    // A peer that is gone cannot take close_notify; that is not our error.
+                    let _ = ready!(inner.as_mut().poll_shutdown(cx));
+                    this.ending = Some(Ending::Done);
+                }
+                Ending::Done => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.ending.is_some() {
+            return this.poll_end(cx);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    let now = Instant::now();
+                    this.last_io = now;
+                    if !this.http2 && this.conn.phase() == Phase::Idle {
+                        // The first byte of the next request: Node's on_message_begin.
+                        this.request_start = now;
+                        this.conn.set_phase(Phase::Head);
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match ready!(this.poll_expiry(cx)) {
+                Expiry::Request if !this.http2 && !this.conn.response_started() => {
+                    tracing::debug!(id = this.conn.id, "request timeout; answering 408");
+                    this.ending = Some(Ending::Writing408(0));
+                    this.poll_end(cx)
+                }
+                Expiry::Idle => {
+                    tracing::trace!(id = this.conn.id, "keep-alive timeout");
+                    Poll::Ready(Ok(()))
+                }
+                Expiry::Request | Expiry::Inactive => {
+                    tracing::debug!(id = this.conn.id, "connection timed out");
+                    Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
+                }
+            },
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.ending.is_some() {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                this.last_io = Instant::now();
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                ready!(this.poll_expiry(cx));
+                Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.ending.is_some() {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(n)) => {
+                this.last_io = Instant::now();
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                ready!(this.poll_expiry(cx));
+                Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
+            }
+            other => other,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.ending.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.ending.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,14 @@
+//! TLS material and configuration, shared by the server and (later) the client.
+//!
+//! This module knows nothing of HTTP.
+
+mod identity;
+mod server;
+
+pub use identity::Identity;
+pub(crate) use server::{build_server_config, ServerTlsOptions};
+
+/// The crypto provider every rustls config in this crate uses: aws-lc-rs, chosen explicitly.
+pub(crate) fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
