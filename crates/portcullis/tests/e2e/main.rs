@@ -1,0 +1,5 @@
+//! End-to-end tests of the HTTPS server against real clients on loopback.
+
+mod support;
+
+mod clients;
