@@ -1,6 +1,6 @@
 //! Shared test support: a CA and leaf made at test time, a server on a loopback port, raw TLS
-#![allow(dead_code)]
 //! clients, and helpers to run real peers (curl, openssl, node).
+#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
