@@ -95,7 +95,10 @@ impl LocalCa {
     pub fn issue(&self, names: &[&str], days: i64) -> Result<(String, String)> {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, names.first().copied().unwrap_or("localhost"));
+        dn.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("localhost"),
+        );
         params.distinguished_name = dn;
         for name in names {
             let san = match name.parse::<std::net::IpAddr>() {
@@ -219,7 +222,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.path().join(CA_KEY)).unwrap().permissions().mode();
+            let mode = fs::metadata(dir.path().join(CA_KEY))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
             let mode = fs::metadata(&leaf.key_path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);

@@ -317,7 +317,10 @@ fn describe_early(early: Early) -> (&'static str, String) {
             "the first bytes are not a TLS handshake".into(),
         ),
         Early::Io(e) => {
-            let code = match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            let code = match e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
                 Some(rustls::Error::NoApplicationProtocol) => "ERR_SSL_NO_APPLICATION_PROTOCOL",
                 Some(rustls::Error::PeerIncompatible(
                     rustls::PeerIncompatible::Tls12NotOffered

@@ -144,9 +144,14 @@ impl Server {
     ///
     /// # Errors
     /// The address cannot be resolved or bound; the error names it.
-    pub async fn bind(&self, addr: impl tokio::net::ToSocketAddrs + fmt::Debug) -> Result<Listener> {
+    pub async fn bind(
+        &self,
+        addr: impl tokio::net::ToSocketAddrs + fmt::Debug,
+    ) -> Result<Listener> {
         let what = format!("cannot listen on {addr:?}");
-        let inner = TcpListener::bind(addr).await.map_err(|e| Error::io(&what, e))?;
+        let inner = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(&what, e))?;
         let local_addr = inner.local_addr().map_err(|e| Error::io(&what, e))?;
         Ok(Listener { inner, local_addr })
     }

@@ -207,7 +207,10 @@ impl Registry {
                 return Err(Refused::Full);
             };
             if let Some(conn) = conns.remove(&victim) {
-                tracing::debug!(id = victim, "max_connections reached; purging LRU idle connection");
+                tracing::debug!(
+                    id = victim,
+                    "max_connections reached; purging LRU idle connection"
+                );
                 conn.kill.fire();
             }
         }

@@ -32,7 +32,10 @@ pub(crate) struct ServiceOptions {
 }
 
 impl ServiceOptions {
-    pub(crate) fn keep_alive_value(keep_alive_secs: u64, max_requests: usize) -> Option<HeaderValue> {
+    pub(crate) fn keep_alive_value(
+        keep_alive_secs: u64,
+        max_requests: usize,
+    ) -> Option<HeaderValue> {
         let text = if max_requests > 0 {
             format!("timeout={keep_alive_secs}, max={max_requests}")
         } else {
@@ -87,17 +90,21 @@ where
             http1,
         };
 
-        let canned = if http1 && req.version() == Version::HTTP_11 && !req.headers().contains_key(HOST) {
-            // Node's requireHostHeader.
-            Some((StatusCode::BAD_REQUEST, "missing Host header\n"))
-        } else if !http1
-            && self.options.max_headers_count > 0
-            && req.headers().len() > self.options.max_headers_count
-        {
-            Some((StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "too many headers\n"))
-        } else {
-            None
-        };
+        let canned =
+            if http1 && req.version() == Version::HTTP_11 && !req.headers().contains_key(HOST) {
+                // Node's requireHostHeader.
+                Some((StatusCode::BAD_REQUEST, "missing Host header\n"))
+            } else if !http1
+                && self.options.max_headers_count > 0
+                && req.headers().len() > self.options.max_headers_count
+            {
+                Some((
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "too many headers\n",
+                ))
+            } else {
+                None
+            };
         if let Some((status, text)) = canned {
             conn.mark_response_started();
             let mut res = Response::new(ResponseBody::full(text, guard));
@@ -264,7 +271,9 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
             ResponseBodyProj::Inner { body, .. } => body.poll_frame(cx).map_err(Into::into),
-            ResponseBodyProj::Full { data, .. } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ResponseBodyProj::Full { data, .. } => {
+                Poll::Ready(data.take().map(|d| Ok(Frame::data(d))))
+            }
         }
     }
 

@@ -27,7 +27,8 @@ use tokio::time::Sleep;
 
 use super::registry::{ConnShared, Phase};
 
-const REQUEST_TIMEOUT_RESPONSE: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n";
+const REQUEST_TIMEOUT_RESPONSE: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n";
 
 /// The timeouts that apply to an established connection. Zero means off.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +112,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TimedIo<T> {
         last_io: Instant,
     ) -> Option<(Instant, Expiry)> {
         let phase_deadline = match conn.phase() {
-            Phase::Head => timeouts.head().map(|d| (request_start + d, Expiry::Request)),
+            Phase::Head => timeouts
+                .head()
+                .map(|d| (request_start + d, Expiry::Request)),
             Phase::Body if !http2 && !timeouts.request.is_zero() => {
                 Some((request_start + timeouts.request, Expiry::Request))
             }

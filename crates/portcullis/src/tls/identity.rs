@@ -166,7 +166,8 @@ mod tests {
         let (cert, _) = pair();
         let err = Identity::from_pem(cert.as_bytes(), cert.as_bytes()).unwrap_err();
         assert!(
-            err.to_string().contains("no private key found; the file holds 1 certificate"),
+            err.to_string()
+                .contains("no private key found; the file holds 1 certificate"),
             "{err}"
         );
     }
@@ -178,7 +179,10 @@ mod tests {
         let c = dir.path().join("cert.pem");
         std::fs::write(&c, cert).unwrap();
         let err = Identity::from_pem_files(&c, &c).unwrap_err();
-        assert!(err.to_string().starts_with(&c.display().to_string()), "{err}");
+        assert!(
+            err.to_string().starts_with(&c.display().to_string()),
+            "{err}"
+        );
         let missing = dir.path().join("missing.pem");
         let err = Identity::from_pem_files(&missing, &c).unwrap_err();
         assert!(err.to_string().contains("missing.pem"), "{err}");

@@ -3,3 +3,7 @@
 mod support;
 
 mod clients;
+mod close;
+mod limits;
+mod timeouts;
+mod transport;

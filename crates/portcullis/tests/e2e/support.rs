@@ -83,15 +83,15 @@ pub async fn hello(req: Request<Incoming>) -> Result<Response<Body>, Infallible>
         if let Some(tls) = info.tls() {
             h.insert("x-tls-version", tls.version().parse().unwrap());
             h.insert("x-tls-cipher", tls.cipher_suite().parse().unwrap());
-            h.insert(
-                "x-tls-alpn",
-                tls.alpn().unwrap_or("none").parse().unwrap(),
-            );
+            h.insert("x-tls-alpn", tls.alpn().unwrap_or("none").parse().unwrap());
             h.insert(
                 "x-tls-sni",
                 tls.server_name().unwrap_or("none").parse().unwrap(),
             );
-            h.insert("x-tls-resumed", tls.is_resumed().to_string().parse().unwrap());
+            h.insert(
+                "x-tls-resumed",
+                tls.is_resumed().to_string().parse().unwrap(),
+            );
         }
     }
     Ok(res)
@@ -116,7 +116,10 @@ pub struct Running {
 }
 
 /// Starts a TLS server on 127.0.0.1:0 with `configure` applied to the builder and `service`.
-pub async fn start<S, B>(configure: impl FnOnce(ServerBuilder) -> ServerBuilder, service: S) -> Running
+pub async fn start<S, B>(
+    configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
+    service: S,
+) -> Running
 where
     S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Clone
@@ -168,20 +171,23 @@ impl Running {
             .unwrap()
     }
 
-    /// Runs curl against the server with the test CA.
-    pub fn curl(&self, args: &[&str]) -> Output {
+    /// Runs curl against the server with the test CA (without blocking the runtime).
+    pub async fn curl(&self, args: &[&str]) -> Output {
         let port = self.addr.port().to_string();
-        let mut cmd = Command::new("curl");
+        let mut cmd = tokio::process::Command::new("curl");
         cmd.args(["-sS", "--max-time", "10", "--cacert"])
             .arg(&self.pki.ca)
             .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
             .args(args);
-        cmd.output().expect("curl runs")
+        cmd.output().await.expect("curl runs")
     }
 }
 
 /// Reads until EOF or `limit` passes; returns the bytes and whether EOF was seen.
-pub async fn read_until_close<R: AsyncReadExt + Unpin>(r: &mut R, limit: Duration) -> (Vec<u8>, bool) {
+pub async fn read_until_close<R: AsyncReadExt + Unpin>(
+    r: &mut R,
+    limit: Duration,
+) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = tokio::time::Instant::now() + limit;

@@ -1,0 +1,172 @@
+//! close(), closeIdleConnections(), closeAllConnections(), max_connections with LRU purge
+//! (reference §1.9; ESP-IDF's lru_purge_enable).
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+async fn slow(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if req.uri().path() == "/slow" {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    Ok(Response::new(Full::new(Bytes::from_static(b"done"))))
+}
+
+#[tokio::test]
+async fn close_lets_a_slow_request_finish_and_refuses_new_connections() {
+    let srv = start(|b| b, tower::service_fn(slow)).await;
+    let mut idle = srv.tls().await;
+    write_all(&mut idle, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    read_response(&mut idle).await;
+
+    let mut busy = srv.tls().await;
+    write_all(&mut busy, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(srv.handle.connections().idle, 1);
+    assert_eq!(srv.handle.connections().active, 1);
+
+    let handle = srv.handle.clone();
+    let t0 = Instant::now();
+    let closing = tokio::spawn(async move { handle.close().await });
+
+    // The idle connection is closed at once.
+    let (bytes, closed) = read_until_close(&mut idle, Duration::from_secs(2)).await;
+    assert!(bytes.is_empty() && closed);
+    // A new connection is refused.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        TcpStream::connect(srv.addr).await.is_err(),
+        "listener must be closed"
+    );
+    // The slow request completes, with Connection: close.
+    let res = read_response(&mut busy).await.to_ascii_lowercase();
+    assert!(res.starts_with("http/1.1 200"), "{res}");
+    assert!(res.contains("connection: close"), "{res}");
+    assert!(res.ends_with("done"), "{res}");
+    closing.await.unwrap();
+    assert!(t0.elapsed() >= Duration::from_millis(500));
+    assert_eq!(srv.handle.connections().total(), 0);
+    srv.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn close_all_connections_drops_in_flight_requests() {
+    let srv = start(|b| b, tower::service_fn(slow)).await;
+    let mut busy = srv.tls().await;
+    write_all(&mut busy, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    srv.handle.close_all_connections();
+    let (bytes, closed) = read_until_close(&mut busy, Duration::from_secs(2)).await;
+    assert!(bytes.is_empty(), "{}", String::from_utf8_lossy(&bytes));
+    assert!(closed);
+    // The server keeps serving.
+    let out = srv.curl(&[&srv.url("/")]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "done");
+}
+
+#[tokio::test]
+async fn shutdown_timeout_drops_what_is_left() {
+    let srv = start(
+        |b| b.shutdown_timeout(Duration::from_millis(200)),
+        tower::service_fn(slow),
+    )
+    .await;
+    let mut busy = srv.tls().await;
+    write_all(&mut busy, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t0 = Instant::now();
+    srv.handle.close().await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        t0.elapsed()
+    );
+    let (bytes, closed) = read_until_close(&mut busy, Duration::from_secs(2)).await;
+    assert!(bytes.is_empty() && closed);
+}
+
+#[tokio::test]
+async fn close_idle_connections_leaves_active_ones() {
+    let srv = start(|b| b, tower::service_fn(slow)).await;
+    let mut idle = srv.tls().await;
+    write_all(&mut idle, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    read_response(&mut idle).await;
+    let mut partial = srv.tls().await;
+    write_all(&mut partial, b"GET / HTTP/1.1\r\n").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    srv.handle.close_idle_connections();
+    let (_, closed) = read_until_close(&mut idle, Duration::from_secs(2)).await;
+    assert!(closed);
+    write_all(&mut partial, b"Host: x\r\n\r\n").await;
+    let res = read_response(&mut partial).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+}
+
+/// Opens `n` keep-alive connections, each having completed one request.
+async fn idle_connections(
+    srv: &Running,
+    n: usize,
+) -> Vec<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let mut c = srv.tls().await;
+        write_all(&mut c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        read_response(&mut c).await;
+        conns.push(c);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    conns
+}
+
+#[tokio::test]
+async fn max_connections_with_lru_purge_closes_the_oldest_idle() {
+    let srv = start(|b| b.max_connections(10), tower::service_fn(slow)).await;
+    let mut conns = idle_connections(&srv, 10).await;
+    assert_eq!(srv.handle.connections().idle, 10);
+    // The 11th is admitted...
+    let mut eleventh = srv.tls().await;
+    write_all(&mut eleventh, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let res = read_response(&mut eleventh).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    // ...and the oldest idle one was closed; the second oldest is still open.
+    let (_, closed) = read_until_close(&mut conns[0], Duration::from_secs(2)).await;
+    assert!(
+        closed,
+        "the least recently used idle connection must be purged"
+    );
+    write_all(&mut conns[1], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let res = read_response(&mut conns[1]).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    assert_eq!(srv.handle.connections().total(), 10);
+}
+
+#[tokio::test]
+async fn max_connections_without_purge_refuses_the_eleventh() {
+    let srv = start(
+        |b| b.max_connections(10).lru_purge(false),
+        tower::service_fn(slow),
+    )
+    .await;
+    let conns = idle_connections(&srv, 10).await;
+    let tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(srv.pki.client_config(&[b"http/1.1"]));
+    let result = tokio::time::timeout(
+        Duration::from_secs(5),
+        connector.connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        ),
+    )
+    .await
+    .expect("refusal is prompt");
+    assert!(result.is_err(), "the 11th connection must be refused");
+    assert_eq!(srv.handle.connections().total(), 10);
+    drop(conns);
+}

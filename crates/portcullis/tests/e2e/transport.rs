@@ -1,0 +1,225 @@
+//! What reaches the listener before TLS: junk, plain HTTP, PROXY headers; the plain-HTTP
+//! listener's redirect; and file descriptors over many connections.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use portcullis::server::PlainHttpResponse;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn plain_http_on_the_tls_port_gets_an_answer_and_others_are_served() {
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = errors.clone();
+    let srv =
+        start_hello(move |b| b.on_tls_client_error(move |e| seen.lock().unwrap().push(e.code())))
+            .await;
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    write_all(
+        &mut tcp,
+        b"GET /a?b=c HTTP/1.1\r\nHost: localhost:1234\r\n\r\n",
+    )
+    .await;
+    let (bytes, closed) = read_until_close(&mut tcp, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "This port speaks HTTPS. Try https://localhost:{}/a?b=c",
+            srv.addr.port()
+        )),
+        "{text}"
+    );
+    assert!(closed);
+    assert_eq!(*errors.lock().unwrap(), vec!["ERR_SSL_HTTP_REQUEST"]);
+    let out = srv.curl(&[&srv.url("/")]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello world\n");
+}
+
+#[tokio::test]
+async fn plain_http_on_the_tls_port_can_redirect() {
+    let srv = start_hello(|b| b.plain_http_response(PlainHttpResponse::Redirect)).await;
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    write_all(
+        &mut tcp,
+        b"GET /x?y=1 HTTP/1.1\r\nHost: example.test\r\n\r\n",
+    )
+    .await;
+    let (bytes, _) = read_until_close(&mut tcp, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 308"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Location: https://example.test:{}/x?y=1\r\n",
+            srv.addr.port()
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn junk_bytes_are_closed_and_others_are_served() {
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = errors.clone();
+    let srv =
+        start_hello(move |b| b.on_tls_client_error(move |e| seen.lock().unwrap().push(e.code())))
+            .await;
+    // Junk that is not a TLS record, then junk that claims to be one.
+    for junk in [
+        vec![0x00u8; 1024],
+        [0x16u8, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5].repeat(50),
+    ] {
+        let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+        let _ = tcp.write_all(&junk).await;
+        let (_, closed) = read_until_close(&mut tcp, Duration::from_secs(5)).await;
+        assert!(closed);
+    }
+    let out = srv.curl(&[&srv.url("/")]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello world\n");
+    let errors = errors.lock().unwrap();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0], "ERR_SSL_WRONG_VERSION_NUMBER");
+}
+
+#[tokio::test]
+async fn redirect_listener_answers_308_keeping_path_and_query() {
+    let srv = start_hello(|b| b).await;
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let plain_addr = plain.local_addr().unwrap();
+    let server = srv.server.clone();
+    tokio::spawn(async move { server.serve_redirect(plain).await });
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-i",
+            &format!("http://localhost:{}/a/b?c=d", plain_addr.port()),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 308"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains(&format!(
+            "location: https://localhost:{}/a/b?c=d",
+            srv.addr.port()
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn insecure_listener_serves_the_same_service() {
+    let srv = start_hello(|b| b).await;
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let plain_addr = plain.local_addr().unwrap();
+    let server = srv.server.clone();
+    tokio::spawn(async move { server.serve_http(plain, tower::service_fn(hello)).await });
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", &format!("http://127.0.0.1:{}/", plain_addr.port())])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello world\n");
+}
+
+async fn proxied_peer(srv: &Running, header: &[u8]) -> String {
+    let tcp = {
+        let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+        tcp.write_all(header).await.unwrap();
+        tcp
+    };
+    let connector = tokio_rustls::TlsConnector::from(srv.pki.client_config(&[b"http/1.1"]));
+    let mut tls = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    write_all(&mut tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let res = read_response(&mut tls).await;
+    res.lines()
+        .find_map(|l| l.strip_prefix("x-peer: "))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn proxy_protocol_v1_and_v2_set_the_peer_address() {
+    let srv = start_hello(|b| b.proxy_protocol(true)).await;
+    let v1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n";
+    assert_eq!(proxied_peer(&srv, v1).await, "203.0.113.7:56324");
+
+    let v6 = b"PROXY TCP6 2001:db8::7 2001:db8::1 4000 443\r\n";
+    assert_eq!(proxied_peer(&srv, v6).await, "[2001:db8::7]:4000");
+
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend_from_slice(&[0x21, 0x11, 0x00, 12]); // v2 PROXY, TCP over IPv4, 12 bytes
+    v2.extend_from_slice(&[198, 51, 100, 9, 192, 0, 2, 1]);
+    v2.extend_from_slice(&7777u16.to_be_bytes());
+    v2.extend_from_slice(&443u16.to_be_bytes());
+    assert_eq!(proxied_peer(&srv, &v2).await, "198.51.100.9:7777");
+
+    // Without a header the connection is refused.
+    let tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(srv.pki.client_config(&[b"http/1.1"]));
+    let result = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await;
+    assert!(result.is_err());
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_sequential_connections_leave_no_open_files() {
+    let srv = start_hello(|b| b).await;
+    let addr: SocketAddr = srv.addr;
+    // Warm up (runtime threads, lazily opened files), then count.
+    for _ in 0..5 {
+        let mut tls = srv.tls().await;
+        write_all(
+            &mut tls,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        read_until_close(&mut tls, Duration::from_secs(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = open_fds();
+    for _ in 0..2000 {
+        let mut tls = srv.tls().await;
+        write_all(
+            &mut tls,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        let (bytes, closed) = read_until_close(&mut tls, Duration::from_secs(5)).await;
+        assert!(closed && bytes.starts_with(b"HTTP/1.1 200"));
+    }
+    // Server-side sockets close as their tasks end; give them a moment.
+    let mut after = open_fds();
+    for _ in 0..50 {
+        if after <= before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = open_fds();
+    }
+    assert!(
+        after <= before,
+        "open files grew from {before} to {after} ({addr})"
+    );
+    assert_eq!(srv.handle.connections().total(), 0);
+}
