@@ -153,7 +153,7 @@ async fn axum_router_is_served_unchanged() {
         "/who",
         get(
             |Extension(info): Extension<portcullis::ConnectionInfo>| async move {
-                format!("{}", info.tls().map_or("plain", |t| t.version()))
+                info.tls().map_or("plain", |t| t.version()).to_string()
             },
         ),
     );

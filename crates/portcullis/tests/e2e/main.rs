@@ -4,6 +4,7 @@ mod support;
 
 mod clients;
 mod close;
+mod hooks;
 mod limits;
 mod timeouts;
 mod transport;
