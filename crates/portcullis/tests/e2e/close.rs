@@ -170,3 +170,25 @@ async fn max_connections_without_purge_refuses_the_eleventh() {
     assert_eq!(srv.handle.connections().total(), 10);
     drop(conns);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nghttp (nghttp2-client)"]
+async fn close_sends_h2_goaway_and_the_stream_completes() {
+    let srv = start(|b| b, tower::service_fn(slow)).await;
+    let url = format!("https://127.0.0.1:{}/slow", srv.addr.port());
+    let nghttp = tokio::spawn(async move {
+        tokio::process::Command::new("nghttp")
+            .args(["-v", "-t", "10", &url])
+            .output()
+            .await
+            .expect("nghttp runs")
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(srv.handle.connections().active, 1);
+    srv.handle.close().await;
+    let out = nghttp.await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("recv GOAWAY frame"), "{text}");
+    assert!(text.contains(":status: 200"), "{text}");
+    assert!(text.contains("done"), "{text}");
+}
