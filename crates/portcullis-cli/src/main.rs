@@ -1,1 +1,151 @@
-fn main() {}
+//! The `portcullis` command: serve a directory, a reverse proxy or a hello page over HTTPS.
+//!
+//! Exit codes: 0 after a clean shutdown, 2 for a bad flag or file (clap's own code for usage
+//! errors), 1 for anything that goes wrong once the server is running.
+
+mod hello;
+mod log;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// HTTPS in one command: static files, a reverse proxy, or a page showing your TLS session.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve DIR, a proxied backend (--proxy) or, with neither, a hello page, over HTTPS.
+    ///
+    /// Without --cert/--key a local development CA is created (or reused) under
+    /// $PORTCULLIS_HOME (else $XDG_DATA_HOME/portcullis, else ~/.local/share/portcullis) and
+    /// a localhost certificate signed by it is used; point clients at its ca.pem.
+    Serve(ServeArgs),
+}
+
+/// The options of `portcullis serve`. Durations take units: `500ms`, `5s`, `2m`; `0s` turns
+/// a timeout off.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// HTTPS listen address; repeat for several (IPv6: [::1]:8443). Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8443", value_parser = parse_listen)]
+    pub listen: Vec<String>,
+
+    /// Certificate chain PEM file (leaf first). (Node: cert; ESP-IDF: servercert) [default: a
+    /// localhost certificate from the local CA]
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key PEM file for --cert. (Node: key; ESP-IDF: prvtkey_pem)
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Also listen for plain HTTP here, serving the same content (or redirecting with
+    /// --redirect). (ESP-IDF: transport_mode insecure / port_insecure) [default: none]
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen)]
+    pub http_listen: Option<String>,
+
+    /// Make the --http-listen listener answer every request with 308 to the https URL.
+    /// [default: off]
+    #[arg(long, requires = "http_listen")]
+    pub redirect: bool,
+
+    /// Send Strict-Transport-Security: max-age=31536000 (one year) on HTTPS responses.
+    /// [default: off]
+    #[arg(long)]
+    pub hsts: bool,
+
+    /// Time allowed for a request's head to arrive; 408 after. (Node: headersTimeout) [default:
+    /// 60s]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub headers_timeout: Option<Duration>,
+
+    /// Time allowed for a whole request (head and body) to arrive; 408 after. (Node:
+    /// requestTimeout) [default: 300s]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub request_timeout: Option<Duration>,
+
+    /// How long an idle keep-alive connection is kept between requests. (Node:
+    /// keepAliveTimeout) [default: 5s]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub keep_alive_timeout: Option<Duration>,
+
+    /// Drop a connection after this long with no socket activity. (Node: server.timeout; ESP-
+    /// IDF: recv_wait_timeout/send_wait_timeout) [default: 0s, off]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Time allowed for the TLS handshake (and the PROXY header). (Node: handshakeTimeout)
+    /// [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Option<Duration>,
+
+    /// On SIGINT/SIGTERM, let in-flight requests finish for this long, then drop what is left.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Most connections open at once; at the limit the least recently used idle one is closed
+    /// (see --no-lru-purge). (Node: maxConnections; ESP-IDF: max_open_sockets) [default: 0,
+    /// unlimited]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// At --max-connections, refuse new connections instead of closing the least recently used
+    /// idle one. (ESP-IDF: lru_purge_enable = false) [default: purge on]
+    #[arg(long)]
+    pub no_lru_purge: bool,
+
+    /// Largest request head in bytes; 431 above. (Node: maxHeaderSize; ESP-IDF:
+    /// CONFIG_HTTPD_MAX_REQ_HDR_LEN) [default: 16384]
+    #[arg(long, value_name = "BYTES")]
+    pub max_header_size: Option<usize>,
+
+    /// Most header fields in a request; 431 above. (Node: maxHeadersCount) [default: 2000]
+    #[arg(long, value_name = "N")]
+    pub max_headers_count: Option<usize>,
+
+    /// Close a connection after this many requests. (Node: maxRequestsPerSocket) [default: 0,
+    /// unlimited]
+    #[arg(long, value_name = "N")]
+    pub max_requests_per_socket: Option<usize>,
+
+    /// Offer only HTTP/1.1 by ALPN. [default: h2 and http/1.1 offered]
+    #[arg(long)]
+    pub no_http2: bool,
+
+    /// Require a PROXY protocol v1/v2 header on every connection (behind a TCP load balancer);
+    /// its address becomes the client's. [default: off]
+    #[arg(long)]
+    pub proxy_protocol: bool,
+}
+
+/// Accepts `IP:PORT` (IPv6 in brackets) or `HOST:PORT`.
+fn parse_listen(value: &str) -> Result<String, String> {
+    if value.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(value.to_owned());
+    }
+    match value.rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() =>
+        {
+            Ok(value.to_owned())
+        }
+        _ => Err("expected ADDR:PORT, e.g. 127.0.0.1:8443 or [::1]:8443".to_owned()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    log::init();
+    match cli.command {
+        Command::Serve(args) => serve::main(args),
+    }
+}

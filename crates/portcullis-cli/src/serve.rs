@@ -1,0 +1,312 @@
+//! `portcullis serve`: check the flags and files, bind every listener, print where we listen,
+//! serve them all from one `Server`, and shut down gracefully on SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use portcullis::cert::{default_dir, LocalCa};
+use portcullis::server::Listener;
+use portcullis::{Identity, Server};
+use tokio::task::JoinSet;
+use tower::util::BoxCloneService;
+
+use crate::ServeArgs;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The response body every mode answers with.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+/// The service every mode provides: cheap to clone, one per request.
+pub type HttpService = BoxCloneService<Request<Incoming>, Response<Body>, BoxError>;
+
+/// `Strict-Transport-Security` max-age for `--hsts`: one year.
+const HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Runs `serve` to the end: exit code 2 for a bad flag or file, 1 for a failure while
+/// serving, 0 after a graceful shutdown.
+pub fn main(args: ServeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(async {
+        let ready = match prepare(args).await {
+            Ok(ready) => ready,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
+        };
+        match ready.run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    });
+    // Connections left past the shutdown timeout were dropped; do not wait for stragglers.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+/// Everything checked and bound, not yet serving.
+struct Ready {
+    server: Server,
+    service: HttpService,
+    tls: Vec<Listener>,
+    plain: Option<Listener>,
+    redirect: bool,
+    local_ca: Option<PathBuf>,
+    shutdown_timeout: Duration,
+}
+
+/// Checks the flags and files, builds the server and binds the listeners. Every error here is
+/// the user's to fix (exit code 2) and names the flag or file.
+async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
+    let service = crate::hello::service();
+    let service = crate::log::requests(service);
+
+    let (identity, local_ca) = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => (
+            Identity::from_pem_files(cert, key).context("--cert/--key")?,
+            None,
+        ),
+        _ => {
+            let dir = default_dir();
+            let ca = LocalCa::load_or_create(&dir)
+                .with_context(|| format!("local CA in {}", dir.display()))?;
+            let leaf = ca
+                .localhost()
+                .with_context(|| format!("localhost certificate in {}", dir.display()))?;
+            let identity = Identity::from_pem_files(&leaf.cert_path, &leaf.key_path)
+                .context("localhost certificate of the local CA")?;
+            (identity, Some(ca.cert_path()))
+        }
+    };
+
+    let mut builder = Server::builder()
+        .identity(identity)
+        .http2(!args.no_http2)
+        .lru_purge(!args.no_lru_purge)
+        .proxy_protocol(args.proxy_protocol)
+        .shutdown_timeout(args.shutdown_timeout);
+    if args.hsts {
+        builder = builder.hsts(HSTS_MAX_AGE);
+    }
+    if args.max_header_size == Some(0) {
+        bail!("--max-header-size must be above zero");
+    }
+    if let Some(t) = args.headers_timeout {
+        builder = builder.headers_timeout(t);
+    }
+    if let Some(t) = args.request_timeout {
+        builder = builder.request_timeout(t);
+    }
+    if let Some(t) = args.keep_alive_timeout {
+        builder = builder.keep_alive_timeout(t);
+    }
+    if let Some(t) = args.idle_timeout {
+        builder = builder.timeout(t);
+    }
+    if let Some(t) = args.handshake_timeout {
+        builder = builder.handshake_timeout(t);
+    }
+    if let Some(n) = args.max_connections {
+        builder = builder.max_connections(n);
+    }
+    if let Some(n) = args.max_header_size {
+        builder = builder.max_header_size(n);
+    }
+    if let Some(n) = args.max_headers_count {
+        builder = builder.max_headers_count(n);
+    }
+    if let Some(n) = args.max_requests_per_socket {
+        builder = builder.max_requests_per_socket(n);
+    }
+    let server = builder.build().context("server configuration")?;
+
+    let mut tls = Vec::with_capacity(args.listen.len());
+    for addr in &args.listen {
+        let listener = server
+            .bind(addr.as_str())
+            .await
+            .with_context(|| format!("--listen {addr}"))?;
+        tls.push(listener);
+    }
+    let plain = match &args.http_listen {
+        Some(addr) => Some(
+            server
+                .bind(addr.as_str())
+                .await
+                .with_context(|| format!("--http-listen {addr}"))?,
+        ),
+        None => None,
+    };
+
+    Ok(Ready {
+        server,
+        service,
+        tls,
+        plain,
+        redirect: args.redirect,
+        local_ca,
+        shutdown_timeout: args.shutdown_timeout,
+    })
+}
+
+impl Ready {
+    /// Prints the listening lines, serves every listener and returns after a graceful
+    /// shutdown; an error means a listener failed while serving.
+    async fn run(self) -> anyhow::Result<()> {
+        // Listen for signals before announcing the listeners, so none is missed.
+        let mut signals = Signals::new().context("cannot install the signal handlers")?;
+        let handle = self.server.handle();
+
+        if let (Some(ca), Some(first)) = (&self.local_ca, self.tls.first()) {
+            let ca = ca.display();
+            let port = first.local_addr().port();
+            eprintln!("local CA: {ca} (curl --cacert {ca} https://localhost:{port}/)");
+        }
+        let mut out = std::io::stdout().lock();
+        for listener in &self.tls {
+            writeln!(out, "listening on https://{}", listener.local_addr())?;
+        }
+        if let Some(listener) = &self.plain {
+            writeln!(out, "listening on http://{}", listener.local_addr())?;
+        }
+        out.flush()?;
+        drop(out);
+
+        let mut tasks = JoinSet::new();
+        for listener in self.tls {
+            let (server, service) = (self.server.clone(), self.service.clone());
+            let name = format!("https://{}", listener.local_addr());
+            tasks.spawn(async move { (name, server.serve(listener, service).await) });
+        }
+        if let Some(listener) = self.plain {
+            let name = format!("http://{}", listener.local_addr());
+            let server = self.server.clone();
+            if self.redirect {
+                // Redirects point at the first TLS listener once it is registered.
+                for _ in 0..1000 {
+                    if !handle.local_addrs().is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                tasks.spawn(async move { (name, server.serve_redirect(listener).await) });
+            } else {
+                let service = self.service.clone();
+                tasks.spawn(async move { (name, server.serve_http(listener, service).await) });
+            }
+        }
+
+        let failure = tokio::select! {
+            signal = signals.recv() => {
+                tracing::info!(
+                    "{signal}: shutting down (in-flight requests get up to {})",
+                    humantime::format_duration(self.shutdown_timeout)
+                );
+                None
+            }
+            Some(joined) = tasks.join_next() => Some(match joined {
+                Ok((name, Ok(()))) => anyhow::anyhow!("{name} stopped serving"),
+                Ok((name, Err(e))) => anyhow::Error::new(e).context(format!("serving {name}")),
+                Err(e) => anyhow::Error::new(e).context("a listener task failed"),
+            }),
+        };
+
+        let close = handle.close();
+        tokio::pin!(close);
+        tokio::select! {
+            () = &mut close => {}
+            signal = signals.recv() => {
+                tracing::warn!("{signal} again: dropping every connection now");
+                handle.close_all_connections();
+                close.await;
+            }
+        }
+        // close() returned with no connection left, so the accept loops end promptly.
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        match failure {
+            Some(e) => Err(e),
+            None => {
+                tracing::info!("shut down");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, installed when created.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Waits for the next signal and names it.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => "SIGINT",
+                _ = self.terminate.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}
+
+/// A complete body from bytes.
+pub fn full(data: Bytes) -> Body {
+    Full::new(data).map_err(|e| match e {}).boxed_unsync()
+}
+
+/// A short plain-text response.
+pub fn text(status: StatusCode, message: &'static str) -> Response<Body> {
+    let mut res = Response::new(full(Bytes::from_static(message.as_bytes())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
