@@ -6,6 +6,7 @@
 mod hello;
 mod log;
 mod serve;
+mod static_files;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +36,10 @@ enum Command {
 /// a timeout off.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Directory to serve as static files (index.html for directories, no listings).
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
     /// HTTPS listen address; repeat for several (IPv6: [::1]:8443). Port 0 picks a free port.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8443", value_parser = parse_listen)]
     pub listen: Vec<String>,

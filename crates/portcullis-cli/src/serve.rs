@@ -78,7 +78,17 @@ struct Ready {
 /// Checks the flags and files, builds the server and binds the listeners. Every error here is
 /// the user's to fix (exit code 2) and names the flag or file.
 async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
-    let service = crate::hello::service();
+    let service = match &args.dir {
+        Some(dir) => {
+            let meta = std::fs::metadata(dir)
+                .with_context(|| format!("DIR {}: cannot serve it", dir.display()))?;
+            if !meta.is_dir() {
+                bail!("DIR {}: not a directory", dir.display());
+            }
+            crate::static_files::service(dir.clone())
+        }
+        None => crate::hello::service(),
+    };
     let service = crate::log::requests(service);
 
     let (identity, local_ca) = match (&args.cert, &args.key) {
