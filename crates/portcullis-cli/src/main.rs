@@ -5,6 +5,7 @@
 
 mod hello;
 mod log;
+mod proxy;
 mod serve;
 mod static_files;
 
@@ -37,8 +38,13 @@ enum Command {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Directory to serve as static files (index.html for directories, no listings).
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR", conflicts_with = "proxy")]
     pub dir: Option<PathBuf>,
+
+    /// Forward every request to this plain-HTTP backend, e.g. http://127.0.0.1:3000/base
+    /// (the request's path and query are appended to the base path).
+    #[arg(long, value_name = "URL", value_parser = proxy::parse_backend)]
+    pub proxy: Option<proxy::Backend>,
 
     /// HTTPS listen address; repeat for several (IPv6: [::1]:8443). Port 0 picks a free port.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8443", value_parser = parse_listen)]

@@ -78,8 +78,8 @@ struct Ready {
 /// Checks the flags and files, builds the server and binds the listeners. Every error here is
 /// the user's to fix (exit code 2) and names the flag or file.
 async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
-    let service = match &args.dir {
-        Some(dir) => {
+    let service = match (&args.dir, &args.proxy) {
+        (Some(dir), _) => {
             let meta = std::fs::metadata(dir)
                 .with_context(|| format!("DIR {}: cannot serve it", dir.display()))?;
             if !meta.is_dir() {
@@ -87,7 +87,8 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
             }
             crate::static_files::service(dir.clone())
         }
-        None => crate::hello::service(),
+        (None, Some(backend)) => crate::proxy::service(backend.clone()),
+        (None, None) => crate::hello::service(),
     };
     let service = crate::log::requests(service);
 
