@@ -1,0 +1,656 @@
+//! End-to-end tests of `portcullis serve`: the real binary on 127.0.0.1, driven by curl,
+//! node and openssl.
+
+use std::convert::Infallible;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// A running `portcullis serve`, killed on drop. Its stderr goes to a file that is printed
+/// when the test fails.
+struct Portcullis {
+    child: Child,
+    home: PathBuf,
+    /// Addresses from the `listening on https://` lines.
+    https: Vec<SocketAddr>,
+    /// Address from the `listening on http://` line.
+    http: Option<SocketAddr>,
+    stderr: PathBuf,
+    _logs: TempDir,
+}
+
+impl Portcullis {
+    /// Starts `portcullis serve ARGS` with `PORTCULLIS_HOME=home` and waits for its
+    /// listening lines.
+    fn start(home: &Path, args: &[&str]) -> Self {
+        let logs = tempfile::tempdir().unwrap();
+        let stderr = logs.path().join("stderr.log");
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(args)
+            .env("PORTCULLIS_HOME", home)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("portcullis starts");
+        let expected = args.iter().filter(|a| **a == "--listen").count().max(1)
+            + args.iter().filter(|a| **a == "--http-listen").count();
+
+        // Read stdout on a thread so that a silent server cannot hang the test.
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            home: home.to_path_buf(),
+            https: Vec::new(),
+            http: None,
+            stderr,
+            _logs: logs,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.https.len() + usize::from(server.http.is_some()) < expected {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no listening line ({e}); stderr: {}", server.log()));
+            if let Some(addr) = line.strip_prefix("listening on https://") {
+                server.https.push(addr.parse().unwrap());
+            } else if let Some(addr) = line.strip_prefix("listening on http://") {
+                server.http = Some(addr.parse().unwrap());
+            }
+        }
+        server
+    }
+
+    fn port(&self) -> u16 {
+        self.https[0].port()
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.home.join("ca.pem")
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// curl with the dev CA (verification on), `localhost` resolved to 127.0.0.1.
+    fn curl(&self, args: &[&str]) -> Output {
+        curl(self.port(), Some(&self.ca()), args)
+    }
+
+    /// `curl -i` against `https://localhost:PORT{path}`, parsed.
+    fn get(&self, path: &str, args: &[&str]) -> Reply {
+        let url = format!("https://localhost:{}{path}", self.port());
+        let out = self.curl(&[args, &["-i", url.as_str()]].concat());
+        Reply::parse(&out)
+    }
+
+    /// Sends `signal` to the process.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Portcullis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- portcullis stderr ---\n{}", self.log());
+        }
+    }
+}
+
+fn curl(port: u16, ca: Option<&Path>, args: &[&str]) -> Output {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10"])
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
+    if let Some(ca) = ca {
+        cmd.arg("--cacert").arg(ca);
+    }
+    cmd.args(args).output().expect("curl runs")
+}
+
+/// One HTTP response as `curl -i` printed it.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn parse(out: &Output) -> Self {
+        assert!(
+            out.status.success(),
+            "curl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut rest = &out.stdout[..];
+        loop {
+            let end = rest
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .expect("a response head");
+            let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+            rest = &rest[end + 4..];
+            let mut lines = head.lines();
+            let status: u16 = lines
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|s| s.parse().ok())
+                .expect("a status line");
+            if (100..200).contains(&status) {
+                continue;
+            }
+            let headers = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect();
+            return Self {
+                status,
+                headers,
+                body: rest.to_vec(),
+            };
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Runs the binary to its exit with `args`.
+fn run(home: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("PORTCULLIS_HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn hello_page_is_html_and_json_with_tls_details() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start(home.path(), &["--listen", "127.0.0.1:0"]);
+
+    let html = server.get("/", &[]);
+    assert_eq!(html.status, 200);
+    assert!(html
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(html.text().contains("TLSv1.3"), "{}", html.text());
+
+    let json = server
+        .get("/", &["--http1.1", "-H", "Accept: application/json"])
+        .json();
+    assert_eq!(json["tls"]["version"], "TLSv1.3");
+    assert_eq!(json["tls"]["alpn"], "http/1.1");
+    assert_eq!(json["tls"]["sni"], "localhost");
+    assert_eq!(json["tls"]["resumed"], false);
+    assert!(json["tls"]["cipher_suite"]
+        .as_str()
+        .unwrap()
+        .starts_with("TLS_"));
+    assert_eq!(json["http_version"], "HTTP/1.1");
+    assert!(json["peer_addr"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+
+    let h2 = server
+        .get("/", &["--http2", "-H", "Accept: application/json"])
+        .json();
+    assert_eq!(h2["tls"]["alpn"], "h2");
+    assert_eq!(h2["http_version"], "HTTP/2");
+}
+
+#[test]
+fn dev_ca_is_created_once_reused_and_trusted_by_curl_and_node() {
+    let home = tempfile::tempdir().unwrap();
+    let first_ca = {
+        let server = Portcullis::start(home.path(), &["--listen", "127.0.0.1:0"]);
+        for name in ["ca.pem", "ca-key.pem", "localhost.pem", "localhost-key.pem"] {
+            assert!(home.path().join(name).is_file(), "{name} missing");
+        }
+        #[cfg(unix)]
+        for key in ["ca-key.pem", "localhost-key.pem"] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(home.path().join(key))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{key} mode {mode:o}");
+        }
+        assert!(server.log().contains("local CA: "), "{}", server.log());
+        fs::read(server.ca()).unwrap()
+    };
+
+    let server = Portcullis::start(home.path(), &["--listen", "127.0.0.1:0"]);
+    assert_eq!(fs::read(server.ca()).unwrap(), first_ca, "ca.pem changed");
+    // Verification on: no -k.
+    assert_eq!(server.get("/", &[]).status, 200);
+    // Without the CA curl refuses the certificate.
+    let untrusted = curl(
+        server.port(),
+        None,
+        &[&format!("https://localhost:{}/", server.port())],
+    );
+    assert!(!untrusted.status.success());
+
+    let script = r#"
+        const https = require('https'), fs = require('fs');
+        const [port, ca] = process.argv.slice(1);
+        https.get({ host: '127.0.0.1', servername: 'localhost', port, path: '/',
+                    ca: fs.readFileSync(ca) }, res => {
+            console.log(res.statusCode);
+            res.resume();
+        }).on('error', e => { console.error(e.message); process.exit(1); });
+    "#;
+    let node = Command::new("node")
+        .args(["-e", script, &server.port().to_string()])
+        .arg(server.ca())
+        .output()
+        .expect("node runs");
+    assert!(
+        node.status.success(),
+        "node: {}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&node.stdout).trim(), "200");
+}
+
+#[test]
+fn static_files_serve_index_ranges_etags_and_no_listing() {
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let site = root.path().join("site");
+    fs::create_dir_all(site.join("empty")).unwrap();
+    fs::write(site.join("index.html"), "<h1>home</h1>\n").unwrap();
+    let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    fs::write(site.join("data.bin"), &data).unwrap();
+    fs::write(site.join("empty/other.txt"), "not an index").unwrap();
+    fs::write(root.path().join("secret.txt"), "TOP SECRET").unwrap();
+    let server = Portcullis::start(
+        home.path(),
+        &["--listen", "127.0.0.1:0", site.to_str().unwrap()],
+    );
+
+    let index = server.get("/", &[]);
+    assert_eq!(index.status, 200);
+    assert_eq!(index.text(), "<h1>home</h1>\n");
+    assert!(index
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+
+    let whole = server.get("/data.bin", &[]);
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.body, data);
+    assert!(whole.header("last-modified").is_some());
+    let etag = whole.header("etag").expect("an ETag").to_owned();
+    assert!(etag.starts_with("W/\""), "{etag}");
+
+    let range = server.get("/data.bin", &["-H", "Range: bytes=0-9"]);
+    assert_eq!(range.status, 206);
+    assert_eq!(range.body, &data[..10]);
+    assert_eq!(range.header("content-range"), Some("bytes 0-9/1000"));
+    assert_eq!(range.header("etag"), Some(etag.as_str()));
+
+    let cached = server.get("/data.bin", &["-H", &format!("If-None-Match: {etag}")]);
+    assert_eq!(cached.status, 304);
+    assert!(cached.body.is_empty());
+    assert_eq!(cached.header("etag"), Some(etag.as_str()));
+    let stale = server.get("/data.bin", &["-H", "If-None-Match: W/\"other\""]);
+    assert_eq!(stale.status, 200);
+    // A weak ETag never satisfies If-Range: the whole file comes back.
+    let if_range = server.get(
+        "/data.bin",
+        &["-H", "Range: bytes=0-9", "-H", &format!("If-Range: {etag}")],
+    );
+    assert_eq!(if_range.status, 200);
+    assert_eq!(if_range.body.len(), 1000);
+
+    assert_eq!(server.get("/empty/", &[]).status, 404, "no listing");
+    assert_eq!(server.get("/missing.txt", &[]).status, 404);
+
+    for path in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/empty/../../secret.txt",
+    ] {
+        let escaped = server.get(path, &["--path-as-is"]);
+        assert_ne!(escaped.status, 200, "{path}");
+        assert!(!escaped.text().contains("TOP SECRET"), "{path}");
+    }
+}
+
+/// A plain-HTTP backend on 127.0.0.1:0 that answers with what it received, as JSON.
+struct Backend {
+    addr: SocketAddr,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Backend {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), hyper::service::service_fn(echo)),
+                );
+            }
+        });
+        Self {
+            addr,
+            _runtime: runtime,
+        }
+    }
+}
+
+async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut headers = serde_json::Map::new();
+    for name in req.headers().keys() {
+        let values: Vec<Value> = req
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|v| Value::from(v.to_str().unwrap_or("?")))
+            .collect();
+        headers.insert(name.to_string(), Value::Array(values));
+    }
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let echo = serde_json::json!({
+        "method": method,
+        "uri": uri,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    let mut res = Response::new(Full::new(Bytes::from(echo.to_string())));
+    res.headers_mut()
+        .insert("connection", "x-backend-private".parse().unwrap());
+    res.headers_mut()
+        .insert("x-backend-private", "1".parse().unwrap());
+    res.headers_mut()
+        .insert("x-backend-public", "1".parse().unwrap());
+    Ok(res)
+}
+
+#[test]
+fn proxy_forwards_with_forwarding_headers_and_502s_when_down() {
+    let home = tempfile::tempdir().unwrap();
+    let backend = Backend::start();
+    let url = format!("http://{}/base/", backend.addr);
+    let server = Portcullis::start(
+        home.path(),
+        &["--listen", "127.0.0.1:0", "--proxy", url.as_str()],
+    );
+    let port = server.port();
+
+    let reply = server.get(
+        "/a/b?c=d&e",
+        &["--http1.1", "-H", "X-Forwarded-For: 203.0.113.7"],
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-backend-public"), Some("1"));
+    assert_eq!(
+        reply.header("x-backend-private"),
+        None,
+        "hop-by-hop dropped"
+    );
+    let seen = reply.json();
+    assert_eq!(seen["method"], "GET");
+    assert_eq!(seen["uri"], "/base/a/b?c=d&e");
+    let h = &seen["headers"];
+    assert_eq!(h["x-forwarded-for"][0], "203.0.113.7, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"][0], "https");
+    assert_eq!(h["x-forwarded-host"][0], format!("localhost:{port}"));
+    let forwarded = h["forwarded"][0].as_str().unwrap();
+    assert!(
+        forwarded.starts_with("for=\"127.0.0.1:")
+            && forwarded.ends_with(&format!(";proto=https;host=\"localhost:{port}\"")),
+        "{forwarded}"
+    );
+    assert_eq!(h["host"][0], backend.addr.to_string());
+
+    // A POST body makes the round trip (over HTTP/2 from the client, HTTP/1.1 to the backend).
+    let body = "x".repeat(100_000);
+    let post = server.get(
+        "/upload",
+        &["--http2", "-X", "POST", "--data-binary", body.as_str()],
+    );
+    assert_eq!(post.status, 200);
+    let seen = post.json();
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["uri"], "/base/upload");
+    assert_eq!(seen["body"].as_str().unwrap().len(), body.len());
+
+    // A backend that is down: 502.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let server = Portcullis::start(
+        home.path(),
+        &["--listen", "127.0.0.1:0", "--proxy", dead.as_str()],
+    );
+    let reply = server.get("/", &[]);
+    assert_eq!(reply.status, 502);
+    assert!(reply.text().contains("Bad Gateway"), "{}", reply.text());
+}
+
+#[test]
+fn http_listener_redirects_to_https_keeping_path_and_query() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--redirect",
+        ],
+    );
+    let http_port = server.http.expect("a plain listener").port();
+    let out = curl(
+        http_port,
+        None,
+        &["-i", &format!("http://localhost:{http_port}/a/b?c=d")],
+    );
+    let reply = Reply::parse(&out);
+    assert_eq!(reply.status, 308);
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("https://localhost:{}/a/b?c=d", server.port()).as_str())
+    );
+}
+
+#[test]
+fn http_listener_without_redirect_serves_the_same_content() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--hsts",
+        ],
+    );
+    let http_port = server.http.unwrap().port();
+    let out = curl(
+        http_port,
+        None,
+        &[
+            "-i",
+            "-H",
+            "Accept: application/json",
+            &format!("http://localhost:{http_port}/"),
+        ],
+    );
+    let reply = Reply::parse(&out);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["secure"], false);
+    assert_eq!(reply.header("strict-transport-security"), None);
+    let tls = server.get("/", &[]);
+    assert_eq!(
+        tls.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
+}
+
+#[test]
+fn bad_flags_and_files_exit_2_naming_them() {
+    let home = tempfile::tempdir().unwrap();
+    let base = ["serve", "--listen", "127.0.0.1:0"];
+
+    let out = run(
+        home.path(),
+        &[
+            &base[..],
+            &[
+                "--cert",
+                "/nonexistent/cert.pem",
+                "--key",
+                "/nonexistent/key.pem",
+            ],
+        ]
+        .concat(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/cert.pem"), "{stderr}");
+
+    let out = run(
+        home.path(),
+        &[&base[..], &["--headers-timeout", "bogus"]].concat(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--headers-timeout"), "{stderr}");
+
+    let out = run(
+        home.path(),
+        &[&base[..], &["--cert", "/nonexistent/cert.pem"]].concat(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--key"), "{stderr}");
+
+    let out = run(home.path(), &["serve", "/nonexistent/dir"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/dir"), "{stderr}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(home.path(), &["serve", "--listen", addr.as_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&addr), "{stderr}");
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully_with_exit_code_0() {
+    let home = tempfile::tempdir().unwrap();
+    let mut server = Portcullis::start(home.path(), &["--listen", "127.0.0.1:0"]);
+    assert_eq!(server.get("/", &[]).status, 200);
+    let start = Instant::now();
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", server.log());
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn headers_timeout_answers_408_to_a_silent_tls_client() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start(
+        home.path(),
+        &["--listen", "127.0.0.1:0", "--headers-timeout", "300ms"],
+    );
+    let start = Instant::now();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "sleep 2 | openssl s_client -connect 127.0.0.1:{} -quiet 2>/dev/null",
+            server.port()
+        ))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("408"), "openssl printed: {stdout:?}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
