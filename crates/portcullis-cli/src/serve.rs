@@ -203,6 +203,8 @@ impl Ready {
         out.flush()?;
         drop(out);
 
+        // Redirects point at the first TLS listener.
+        let https_port = self.tls.first().map_or(443, |l| l.local_addr().port());
         let mut tasks = JoinSet::new();
         for listener in self.tls {
             let (server, service) = (self.server.clone(), self.service.clone());
@@ -213,14 +215,9 @@ impl Ready {
             let name = format!("http://{}", listener.local_addr());
             let server = self.server.clone();
             if self.redirect {
-                // Redirects point at the first TLS listener once it is registered.
-                for _ in 0..1000 {
-                    if !handle.local_addrs().is_empty() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                tasks.spawn(async move { (name, server.serve_redirect(listener).await) });
+                tasks.spawn(
+                    async move { (name, server.serve_redirect_to(listener, https_port).await) },
+                );
             } else {
                 let service = self.service.clone();
                 tasks.spawn(async move { (name, server.serve_http(listener, service).await) });

@@ -216,7 +216,20 @@ impl Server {
     /// # Errors
     /// As [`Server::serve`].
     pub async fn serve_redirect<L: IntoListener>(&self, listener: L) -> Result<()> {
-        let service = redirect::Redirect::new(self.shared.clone());
+        let service = redirect::Redirect::new(self.shared.clone(), None);
+        self.serve_http(listener, service).await
+    }
+
+    /// As [`Server::serve_redirect`], to an explicit HTTPS port (443 is left out of the URL).
+    ///
+    /// # Errors
+    /// As [`Server::serve`].
+    pub async fn serve_redirect_to<L: IntoListener>(
+        &self,
+        listener: L,
+        https_port: u16,
+    ) -> Result<()> {
+        let service = redirect::Redirect::new(self.shared.clone(), Some(https_port));
         self.serve_http(listener, service).await
     }
 }

@@ -17,11 +17,13 @@ use super::sniff::https_url;
 #[derive(Clone)]
 pub(crate) struct Redirect {
     shared: Arc<Shared>,
+    port: Option<u16>,
 }
 
 impl Redirect {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    /// Redirects to `port`, or (when `None`) to the server's HTTPS port at request time.
+    pub(crate) fn new(shared: Arc<Shared>, port: Option<u16>) -> Self {
+        Self { shared, port }
     }
 }
 
@@ -42,7 +44,13 @@ impl tower_service::Service<Request<Incoming>> for Redirect {
             .or_else(|| req.uri().authority().map(|a| a.as_str()));
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let location = host
-            .and_then(|h| https_url(h, self.shared.https_port(), path))
+            .and_then(|h| {
+                https_url(
+                    h,
+                    self.port.unwrap_or_else(|| self.shared.https_port()),
+                    path,
+                )
+            })
             .and_then(|url| HeaderValue::from_str(&url).ok());
         let mut res = Response::new(Full::new(Bytes::new()));
         match location {
