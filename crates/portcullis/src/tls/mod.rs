@@ -3,9 +3,13 @@
 //! This module knows nothing of HTTP.
 
 mod identity;
+mod keyfile;
+mod peer;
 mod server;
+mod verify;
 
 pub use identity::Identity;
+pub use peer::PeerCertificate;
 pub(crate) use server::{build_server_config, ServerTlsOptions};
 
 /// The crypto provider every rustls config in this crate uses: aws-lc-rs, chosen explicitly.

@@ -1,0 +1,1 @@
+//! Verification outcomes with Node's (OpenSSL's) error codes.
