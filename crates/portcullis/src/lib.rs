@@ -31,4 +31,4 @@ pub mod tls;
 
 pub use error::{Error, Result};
 pub use server::{ConnectionInfo, Server, ServerBuilder, ServerHandle, TlsInfo};
-pub use tls::Identity;
+pub use tls::{Identity, PeerCertificate, ServerTlsConfig, TicketKeys};

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
 use super::info::{ConnectionInfo, TlsInfo};
 use super::registry::{ConnGuard, ConnShared, Phase, Refused, Registry, Signal};
@@ -23,6 +23,7 @@ use super::sniff::{self, FirstBytes, PlainHttpResponse};
 use super::timeouts::{TimedIo, Timeouts};
 use super::{proxy_protocol, TlsAddrs, TlsClientError};
 use crate::error::{Error, Result};
+use crate::tls::{FixedIdentity, ServerTlsConfig};
 
 type OnConnection = Arc<dyn Fn(SocketAddr, SocketAddr) -> bool + Send + Sync>;
 type OnSecureConnection = Arc<dyn Fn(&ConnectionInfo) -> bool + Send + Sync>;
@@ -35,10 +36,17 @@ pub(crate) struct Hooks {
     pub(crate) on_tls_client_error: Option<OnTlsClientError>,
 }
 
+/// The TLS configuration connections are accepted with; swapped whole on reload.
+pub(crate) struct TlsRuntime {
+    pub(crate) config: Arc<rustls::ServerConfig>,
+    pub(crate) tls: ServerTlsConfig,
+}
+
 /// Everything the connections of one server share.
 pub(crate) struct Shared {
     pub(crate) registry: Arc<Registry>,
-    pub(crate) acceptor: Option<TlsAcceptor>,
+    pub(crate) tls: arc_swap::ArcSwapOption<TlsRuntime>,
+    pub(crate) http2_enabled: bool,
     pub(crate) handshakes: Semaphore,
     pub(crate) stop_accepting: Signal,
     pub(crate) http1: hyper::server::conn::http1::Builder,
@@ -101,7 +109,7 @@ where
         .local_addr()
         .map_err(|e| Error::io("cannot read the listener's address", e))?;
     if mode == Mode::Tls {
-        if shared.acceptor.is_none() {
+        if shared.tls.load().is_none() {
             return Err(Error::config(
                 "serving HTTPS needs an identity: call ServerBuilder::identity",
             ));
@@ -169,6 +177,7 @@ struct Connection<S> {
 
 /// Why a connection ended before its handshake completed.
 enum Early {
+    NoTls,
     Timeout,
     Proxy(io::Error),
     PlainHttp,
@@ -211,9 +220,24 @@ where
                 FirstBytes::Junk => return Err(Early::Junk),
             }
             let _permit = shared.handshakes.acquire().await;
-            let acceptor = shared.acceptor.as_ref().expect("checked in run()");
-            let tls = acceptor.accept(stream).await.map_err(Early::Io)?;
-            Ok((tls, peer))
+            // Loaded per connection: a reload applies to connections accepted after it.
+            let runtime = shared.tls.load_full().ok_or(Early::NoTls)?;
+            let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
+                .await
+                .map_err(Early::Io)?;
+            let mut config = runtime.config.clone();
+            if let Some(callback) = &runtime.tls.sni_callback {
+                let name = start.client_hello().server_name().map(str::to_owned);
+                if let Some(name) = name {
+                    if let Some(identity) = callback(&name).await {
+                        let mut chosen = (*config).clone();
+                        chosen.cert_resolver = Arc::new(FixedIdentity(identity.key));
+                        config = Arc::new(chosen);
+                    }
+                }
+            }
+            let tls = start.into_stream(config).await.map_err(Early::Io)?;
+            Ok((tls, peer, runtime))
         };
         let timed = async {
             if shared.handshake_timeout.is_zero() {
@@ -228,7 +252,7 @@ where
             result = timed => result,
             () = conn.kill.wait() => return,
         };
-        let (tls, peer) = match result {
+        let (tls, peer, runtime) = match result {
             Ok(pair) => pair,
             Err(early) => {
                 let (code, message) = describe_early(early);
@@ -237,7 +261,8 @@ where
             }
         };
         self.peer_addr = peer;
-        let tls_info = TlsInfo::from_connection(tls.get_ref().1);
+        let tls_info =
+            TlsInfo::from_connection(tls.get_ref().1, runtime.tls.client_auth.as_deref());
         let http2 = tls_info.alpn() == Some("h2");
         let info = ConnectionInfo::new(conn.id, self.peer_addr, self.local_addr, Some(tls_info));
         if let Some(hook) = &shared.hooks.on_secure_connection {
@@ -306,6 +331,7 @@ where
 
 fn describe_early(early: Early) -> (&'static str, String) {
     match early {
+        Early::NoTls => ("ERR_SSL_HANDSHAKE_FAILURE", "no TLS configuration".into()),
         Early::Timeout => ("ERR_TLS_HANDSHAKE_TIMEOUT", "TLS handshake timeout".into()),
         Early::Proxy(e) => ("ERR_PROXY_PROTOCOL", e.to_string()),
         Early::PlainHttp => (

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::accept::{Hooks, Shared};
+use super::accept::{Hooks, Shared, TlsRuntime};
 use super::info::ConnectionInfo;
 use super::registry::{Registry, Signal};
 use super::service::ServiceOptions;
@@ -16,7 +16,7 @@ use super::sniff::PlainHttpResponse;
 use super::timeouts::Timeouts;
 use super::{Server, TlsClientError};
 use crate::error::{Error, Result};
-use crate::tls::{build_server_config, Identity, ServerTlsOptions};
+use crate::tls::{Identity, ServerTlsConfig};
 
 /// Configures a [`Server`]. Setters consume and return the builder; errors surface at
 /// [`build`](Self::build).
@@ -24,6 +24,7 @@ use crate::tls::{build_server_config, Identity, ServerTlsOptions};
 /// Defaults follow Node's `https.createServer()` where Node has the option.
 pub struct ServerBuilder {
     identity: Option<Identity>,
+    tls: Option<ServerTlsConfig>,
     http2: bool,
     headers_timeout: Duration,
     request_timeout: Duration,
@@ -71,6 +72,7 @@ impl ServerBuilder {
     pub fn new() -> Self {
         Self {
             identity: None,
+            tls: None,
             http2: true,
             headers_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(300),
@@ -93,10 +95,18 @@ impl ServerBuilder {
         }
     }
 
-    /// The certificate chain and key to present. Required for [`Server::serve`]; a server
-    /// that only serves plain HTTP may omit it.
+    /// The certificate chain and key to present, with every other TLS option at its default.
+    /// A shortcut for [`tls`](Self::tls) with `ServerTlsConfig::builder().identity(identity)`.
+    /// A server that only serves plain HTTP may omit both.
     pub fn identity(mut self, identity: Identity) -> Self {
         self.identity = Some(identity);
+        self
+    }
+
+    /// The full TLS configuration: identities and SNI, versions, suites, client
+    /// certificates, resumption, key log. See [`ServerTlsConfig::builder`].
+    pub fn tls(mut self, config: ServerTlsConfig) -> Self {
+        self.tls = Some(config);
         self
     }
 
@@ -270,13 +280,20 @@ impl ServerBuilder {
     /// # Errors
     /// An unusable identity or TLS configuration.
     pub fn build(self) -> Result<Server> {
-        let tls = match &self.identity {
-            Some(identity) => Some(build_server_config(
-                identity,
-                &ServerTlsOptions { http2: self.http2 },
-            )?),
-            None => None,
+        let tls = match (self.tls, self.identity) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    "give the identity inside the TLS configuration, not both identity() and tls()",
+                ))
+            }
+            (Some(tls), None) => Some(tls),
+            (None, Some(identity)) => Some(ServerTlsConfig::builder().identity(identity).build()?),
+            (None, None) => None,
         };
+        let tls = tls.map(|tls| {
+            let config = tls.finalize(self.http2, None);
+            Arc::new(TlsRuntime { config, tls })
+        });
         if self.max_header_size == 0 {
             return Err(Error::config("max_header_size must be above zero"));
         }
@@ -318,7 +335,8 @@ impl ServerBuilder {
         };
         let shared = Shared {
             registry: Arc::new(Registry::new(self.max_connections, self.lru_purge)),
-            acceptor: tls.map(tokio_rustls::TlsAcceptor::from),
+            tls: arc_swap::ArcSwapOption::new(tls),
+            http2_enabled: self.http2,
             handshakes: tokio::sync::Semaphore::new(self.max_concurrent_handshakes),
             stop_accepting: Signal::default(),
             http1,

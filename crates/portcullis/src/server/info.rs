@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use rustls::server::danger::ClientCertVerifier;
 use rustls::{HandshakeKind, ServerConnection};
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, UnixTime};
 
 /// The connection a request arrived on. Every request carries one in its extensions:
 /// `req.extensions().get::<ConnectionInfo>()` (or axum's `Extension<ConnectionInfo>`).
@@ -30,6 +31,8 @@ pub struct TlsInfo {
     server_name: Option<String>,
     resumed: bool,
     peer_certificates: Vec<CertificateDer<'static>>,
+    authorized: bool,
+    authorization_error: Option<&'static str>,
 }
 
 impl ConnectionInfo {
@@ -74,7 +77,26 @@ impl ConnectionInfo {
 }
 
 impl TlsInfo {
-    pub(crate) fn from_connection(conn: &ServerConnection) -> Self {
+    /// Reads the negotiated session; with client authentication configured, `client_auth`
+    /// (the strict verifier) gives the verdict on the presented chain.
+    pub(crate) fn from_connection(
+        conn: &ServerConnection,
+        client_auth: Option<&dyn ClientCertVerifier>,
+    ) -> Self {
+        let peer_certificates = conn
+            .peer_certificates()
+            .map(<[_]>::to_vec)
+            .unwrap_or_default();
+        let (authorized, authorization_error) = match client_auth {
+            None => (false, None),
+            Some(verifier) => {
+                match crate::tls::verify_client_chain(verifier, &peer_certificates, UnixTime::now())
+                {
+                    Ok(()) => (true, None),
+                    Err(code) => (false, Some(code)),
+                }
+            }
+        };
         Self {
             version: match conn.protocol_version() {
                 Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
@@ -92,10 +114,9 @@ impl TlsInfo {
                 .map(|p| String::from_utf8_lossy(p).into_owned()),
             server_name: conn.server_name().map(str::to_owned),
             resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
-            peer_certificates: conn
-                .peer_certificates()
-                .map(<[_]>::to_vec)
-                .unwrap_or_default(),
+            peer_certificates,
+            authorized,
+            authorization_error,
         }
     }
 
@@ -125,9 +146,22 @@ impl TlsInfo {
         self.resumed
     }
 
-    /// The client's certificate chain, leaf first; empty when it sent none.
+    /// The client's certificate chain as sent (DER), leaf first; empty when it sent none.
     pub fn peer_certificates(&self) -> &[CertificateDer<'static>] {
         &self.peer_certificates
+    }
+
+    /// Node's `socket.authorized`: with `request_cert`, true when the client's chain verified
+    /// against the client CAs (and CRLs). False without client authentication.
+    pub fn is_authorized(&self) -> bool {
+        self.authorized
+    }
+
+    /// Node's `socket.authorizationError`: why the client's chain did not verify, as OpenSSL's
+    /// code (`UNABLE_TO_GET_ISSUER_CERT` when no certificate was sent, `CERT_HAS_EXPIRED`,
+    /// `CERT_REVOKED`, …). `None` when authorized or without client authentication.
+    pub fn authorization_error(&self) -> Option<&'static str> {
+        self.authorization_error
     }
 }
 

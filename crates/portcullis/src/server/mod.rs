@@ -290,6 +290,38 @@ impl ServerHandle {
         self.shared.registry.counts()
     }
 
+    /// Node's `setSecureContext`: connections accepted from now on use `config`; established
+    /// ones keep theirs. The session cache, and the ticket keys unless `config` brings its
+    /// own, carry over, so sessions issued before the swap still resume.
+    ///
+    /// # Errors
+    /// The server was built without TLS.
+    pub fn set_tls_config(&self, config: crate::tls::ServerTlsConfig) -> Result<()> {
+        let shared = &self.shared;
+        let previous = shared.tls.load_full().ok_or_else(|| {
+            Error::config("this server was built without TLS; give it an identity first")
+        })?;
+        let finalized = config.finalize(shared.http2_enabled, Some(&previous.config));
+        shared.tls.store(Some(Arc::new(accept::TlsRuntime {
+            config: finalized,
+            tls: config,
+        })));
+        Ok(())
+    }
+
+    /// Node's `addContext(hostname, identity)` on the running server: new connections asking
+    /// for `hostname` (exact or `*.example.com`) get `identity`.
+    ///
+    /// # Errors
+    /// The server was built without TLS.
+    pub fn add_context(&self, hostname: &str, identity: crate::Identity) -> Result<()> {
+        let runtime = self.shared.tls.load_full().ok_or_else(|| {
+            Error::config("this server was built without TLS; give it an identity first")
+        })?;
+        runtime.tls.add_context(hostname, identity);
+        Ok(())
+    }
+
     /// True once [`close`](Self::close) has been called.
     pub fn is_closing(&self) -> bool {
         self.shared.registry.is_closing()

@@ -1,0 +1,324 @@
+//! Session resumption state: stateless tickets under Node's 48-byte `ticketKeys`, and a
+//! bounded, expiring server-side session cache.
+//!
+//! A ticket is `key name (16) ‖ nonce (12) ‖ AES-128-GCM(aes key, nonce, issued-at ‖ state,
+//! aad = key name)`. Node's 48-byte key is 16 bytes of name, 16 of HMAC secret and 16 of AES key;
+//! GCM authenticates, so the HMAC secret is not needed and is ignored. Servers given the same
+//! key file decrypt each other's tickets: that is how a fleet behind a load balancer keeps
+//! resumption.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, NONCE_LEN};
+use rustls::server::{ProducesTickets, StoresServerSessions};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+const KEY_LEN: usize = 48;
+const NAME_LEN: usize = 16;
+
+/// Ticket keys in Node's format: one or more 48-byte keys (16-byte name, 16-byte HMAC secret,
+/// 16-byte AES key). The first key issues tickets; all of them decrypt, so a rotation that
+/// prepends a new key keeps the tickets made under the old one valid.
+#[derive(Clone)]
+pub struct TicketKeys {
+    keys: Vec<Zeroizing<[u8; KEY_LEN]>>,
+}
+
+impl fmt::Debug for TicketKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TicketKeys")
+            .field("count", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TicketKeys {
+    /// Keys from raw bytes: a multiple of 48.
+    ///
+    /// # Errors
+    /// Empty input or a length that is not a multiple of 48.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.is_empty() || bytes.len() % KEY_LEN != 0 {
+            return Err(Error::config(format!(
+                "ticket keys must be 48 bytes each (16-byte name, 16-byte HMAC secret, 16-byte AES key); got {} bytes",
+                bytes.len()
+            )));
+        }
+        let keys = bytes
+            .chunks_exact(KEY_LEN)
+            .map(|chunk| {
+                let mut key = Zeroizing::new([0u8; KEY_LEN]);
+                key.copy_from_slice(chunk);
+                key
+            })
+            .collect();
+        Ok(Self { keys })
+    }
+
+    /// Reads keys from a file of raw bytes (e.g. `head -c 48 /dev/urandom > ticket.keys`).
+    ///
+    /// # Errors
+    /// The file cannot be read or its length is not a multiple of 48; the error names it.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = Zeroizing::new(
+            std::fs::read(path)
+                .map_err(|e| Error::io("cannot read ticket keys", e).with_path(path))?,
+        );
+        Self::from_bytes(&bytes).map_err(|e| e.with_path(path))
+    }
+
+    /// One fresh random key.
+    pub fn random() -> Self {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        // aws-lc's RNG only fails if the OS RNG is broken, and then no TLS works at all.
+        aws_lc_rs::rand::fill(&mut key[..]).expect("system random number generator");
+        Self { keys: vec![key] }
+    }
+
+    /// How many keys there are.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Always false: there is at least one key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Encrypts and decrypts tickets under [`TicketKeys`].
+pub(crate) struct Ticketer {
+    keys: Vec<([u8; NAME_LEN], LessSafeKey)>,
+    lifetime: Duration,
+}
+
+impl fmt::Debug for Ticketer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticketer")
+            .field("keys", &self.keys.len())
+            .field("lifetime", &self.lifetime)
+            .finish()
+    }
+}
+
+impl Ticketer {
+    pub(crate) fn new(keys: &TicketKeys, lifetime: Duration) -> Result<Self> {
+        let keys = keys
+            .keys
+            .iter()
+            .map(|key| {
+                let mut name = [0u8; NAME_LEN];
+                name.copy_from_slice(&key[..NAME_LEN]);
+                let aes = UnboundKey::new(&AES_128_GCM, &key[32..48])
+                    .map_err(|_| Error::config("unusable ticket key"))?;
+                Ok((name, LessSafeKey::new(aes)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { keys, lifetime })
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl ProducesTickets for Ticketer {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn lifetime(&self) -> u32 {
+        self.lifetime.as_secs().min(u64::from(u32::MAX)) as u32
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        let (name, key) = self.keys.first()?;
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).ok()?;
+        let mut out = Vec::with_capacity(NAME_LEN + NONCE_LEN + 8 + plain.len() + 16);
+        out.extend_from_slice(name);
+        out.extend_from_slice(&nonce);
+        let mut sealed = Vec::with_capacity(8 + plain.len() + 16);
+        sealed.extend_from_slice(&now_secs().to_be_bytes());
+        sealed.extend_from_slice(plain);
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&name[..]),
+            &mut sealed,
+        )
+        .ok()?;
+        out.extend_from_slice(&sealed);
+        Some(out)
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        if cipher.len() < NAME_LEN + NONCE_LEN + 8 + 16 {
+            return None;
+        }
+        let (name, rest) = cipher.split_at(NAME_LEN);
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let (_, key) = self.keys.iter().find(|(n, _)| n[..] == *name)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut buf = sealed.to_vec();
+        let plain = key.open_in_place(nonce, Aad::from(name), &mut buf).ok()?;
+        let (issued, state) = plain.split_at(8);
+        let issued = u64::from_be_bytes(issued.try_into().ok()?);
+        if now_secs().saturating_sub(issued) > self.lifetime.as_secs() {
+            return None;
+        }
+        Some(state.to_vec())
+    }
+}
+
+/// The server-side session cache (session IDs, TLS 1.3 stateful tickets): at most `capacity`
+/// entries, oldest evicted first, each valid for `timeout`.
+pub(crate) struct SessionCache {
+    inner: Mutex<CacheInner>,
+    capacity: usize,
+    timeout: Duration,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    map: HashMap<Vec<u8>, (Vec<u8>, u64)>,
+    order: VecDeque<Vec<u8>>,
+}
+
+impl fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCache")
+            .field("capacity", &self.capacity)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionCache {
+    pub(crate) fn new(capacity: usize, timeout: Duration) -> Self {
+        Self {
+            inner: Mutex::new(CacheInner::default()),
+            capacity,
+            timeout,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fresh(&self, stored: u64) -> bool {
+        now_secs().saturating_sub(stored) <= self.timeout.as_secs()
+    }
+}
+
+impl StoresServerSessions for SessionCache {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let mut inner = self.lock();
+        if inner.map.insert(key.clone(), (value, now_secs())).is_none() {
+            inner.order.push_back(key);
+        }
+        while inner.map.len() > self.capacity {
+            match inner.order.pop_front() {
+                Some(old) => {
+                    inner.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+        // Keys taken or replaced leave stale entries in `order`; bound it.
+        if inner.order.len() > self.capacity.saturating_mul(2).max(16) {
+            let CacheInner { map, order } = &mut *inner;
+            order.retain(|k| map.contains_key(k));
+        }
+        true
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let inner = self.lock();
+        let (value, stored) = inner.map.get(key)?;
+        self.fresh(*stored).then(|| value.clone())
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let (value, stored) = self.lock().map.remove(key)?;
+        self.fresh(stored).then_some(value)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tickets_round_trip_across_servers_sharing_keys() {
+        let keys = TicketKeys::random();
+        let a = Ticketer::new(&keys, Duration::from_secs(60)).unwrap();
+        let b = Ticketer::new(&keys, Duration::from_secs(60)).unwrap();
+        let ticket = a.encrypt(b"session state").unwrap();
+        assert_eq!(b.decrypt(&ticket).unwrap(), b"session state");
+        let other = Ticketer::new(&TicketKeys::random(), Duration::from_secs(60)).unwrap();
+        assert!(other.decrypt(&ticket).is_none());
+        let mut tampered = ticket.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(a.decrypt(&tampered).is_none());
+    }
+
+    #[test]
+    fn rotation_keeps_old_tickets_and_issues_with_the_first_key() {
+        let old = TicketKeys::random();
+        let new = TicketKeys::random();
+        let before = Ticketer::new(&old, Duration::from_secs(60)).unwrap();
+        let ticket = before.encrypt(b"x").unwrap();
+        let mut both = new.keys[0].to_vec();
+        both.extend_from_slice(&old.keys[0][..]);
+        let rotated = Ticketer::new(
+            &TicketKeys::from_bytes(&both).unwrap(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(rotated.decrypt(&ticket).unwrap(), b"x");
+        let fresh = rotated.encrypt(b"y").unwrap();
+        assert_eq!(&fresh[..16], &new.keys[0][..16]);
+    }
+
+    #[test]
+    fn expired_tickets_are_refused() {
+        let keys = TicketKeys::random();
+        let t = Ticketer::new(&keys, Duration::ZERO).unwrap();
+        let ticket = t.encrypt(b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(t.decrypt(&ticket).is_none());
+    }
+
+    #[test]
+    fn key_length_is_checked() {
+        let err = TicketKeys::from_bytes(&[0u8; 10]).unwrap_err().to_string();
+        assert!(err.contains("48 bytes"), "{err}");
+        assert_eq!(TicketKeys::from_bytes(&[1u8; 96]).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn session_cache_is_bounded() {
+        let cache = SessionCache::new(2, Duration::from_secs(60));
+        for i in 0..3u8 {
+            cache.put(vec![i], vec![i]);
+        }
+        assert!(cache.get(&[0]).is_none());
+        assert_eq!(cache.get(&[2]).unwrap(), vec![2]);
+        assert_eq!(cache.take(&[1]).unwrap(), vec![1]);
+        assert!(cache.get(&[1]).is_none());
+    }
+}
