@@ -7,4 +7,5 @@ mod close;
 mod hooks;
 mod limits;
 mod timeouts;
+mod tls;
 mod transport;
