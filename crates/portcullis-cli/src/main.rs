@@ -3,6 +3,7 @@
 //! Exit codes: 0 after a clean shutdown, 2 for a bad flag or file (clap's own code for usage
 //! errors), 1 for anything that goes wrong once the server is running.
 
+mod cert;
 mod hello;
 mod log;
 mod proxy;
@@ -31,6 +32,11 @@ enum Command {
     /// $PORTCULLIS_HOME (else $XDG_DATA_HOME/portcullis, else ~/.local/share/portcullis) and
     /// a localhost certificate signed by it is used; point clients at its ca.pem.
     Serve(ServeArgs),
+
+    /// Make and inspect certificates: the local development CA, leaf certificates (PEM or
+    /// PKCS#12), what a certificate file holds, and how to trust the local CA.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
 }
 
 /// The options of `portcullis serve`. Durations take units: `500ms`, `5s`, `2m`; `0s` turns
@@ -158,5 +164,6 @@ fn main() -> ExitCode {
     log::init();
     match cli.command {
         Command::Serve(args) => serve::main(args),
+        Command::Cert(command) => cert::main(command),
     }
 }
