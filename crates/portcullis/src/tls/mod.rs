@@ -16,7 +16,7 @@ pub use keylog::KeyLog;
 pub use options::{openssl_name, TlsVersion};
 pub use peer::PeerCertificate;
 pub(crate) use server::FixedIdentity;
-pub use server::{ServerTlsConfig, ServerTlsConfigBuilder, SniFuture};
+pub use server::{load_crls, ServerTlsConfig, ServerTlsConfigBuilder, SniFuture};
 pub use tickets::TicketKeys;
 
 /// The crypto provider every rustls config in this crate uses: aws-lc-rs, chosen explicitly.

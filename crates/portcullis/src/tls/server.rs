@@ -626,3 +626,28 @@ mod tests {
         assert!(!matches("a.test.com", "b.test.com"));
     }
 }
+
+/// Reads certificate revocation lists from a PEM (`X509 CRL`) or DER file.
+///
+/// # Errors
+/// The file cannot be read or holds no CRL; the error names it.
+pub fn load_crls(
+    path: impl AsRef<std::path::Path>,
+) -> Result<Vec<CertificateRevocationListDer<'static>>> {
+    use rustls_pki_types::pem::PemObject;
+    let path = path.as_ref();
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::io("cannot read the CRL file", e).with_path(path))?;
+    if !bytes.starts_with(b"-----") && bytes.first() == Some(&0x30) {
+        return Ok(vec![CertificateRevocationListDer::from(bytes)]);
+    }
+    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::config(format!("malformed PEM: {e}")).with_path(path))?;
+    if crls.is_empty() {
+        return Err(
+            Error::config("no certificate revocation list (X509 CRL) found").with_path(path),
+        );
+    }
+    Ok(crls)
+}
