@@ -14,7 +14,7 @@ mod verify;
 pub use identity::Identity;
 pub use keylog::KeyLog;
 pub use options::{openssl_name, TlsVersion};
-pub use peer::PeerCertificate;
+pub use peer::{DistinguishedName, PeerCertificate};
 pub(crate) use server::FixedIdentity;
 pub use server::{load_crls, ServerTlsConfig, ServerTlsConfigBuilder, SniFuture};
 pub use tickets::TicketKeys;
