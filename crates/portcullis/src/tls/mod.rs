@@ -18,6 +18,7 @@ pub use peer::{DistinguishedName, PeerCertificate};
 pub(crate) use server::FixedIdentity;
 pub use server::{load_crls, ServerTlsConfig, ServerTlsConfigBuilder, SniFuture};
 pub use tickets::TicketKeys;
+pub use verify::verify_server_chain;
 
 /// The crypto provider every rustls config in this crate uses: aws-lc-rs, chosen explicitly.
 pub(crate) fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
