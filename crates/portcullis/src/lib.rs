@@ -31,4 +31,4 @@ pub mod tls;
 
 pub use error::{Error, Result};
 pub use server::{ConnectionInfo, Server, ServerBuilder, ServerHandle, TlsInfo};
-pub use tls::{Identity, PeerCertificate, ServerTlsConfig, TicketKeys};
+pub use tls::{Identity, Passphrase, PeerCertificate, ServerTlsConfig, TicketKeys};
