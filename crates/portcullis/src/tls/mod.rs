@@ -13,6 +13,7 @@ mod tickets;
 mod verify;
 
 pub use identity::Identity;
+pub use keyfile::load_certificates;
 pub use keylog::KeyLog;
 pub use options::{openssl_name, TlsVersion};
 pub use passphrase::Passphrase;
