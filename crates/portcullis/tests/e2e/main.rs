@@ -1,10 +1,12 @@
 //! End-to-end tests of the HTTPS server against real clients on loopback.
 
 mod support;
+mod support_files;
 
 mod clients;
 mod close;
 mod hooks;
+mod identity_formats;
 mod limits;
 mod timeouts;
 mod tls;
