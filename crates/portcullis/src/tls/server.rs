@@ -613,20 +613,6 @@ impl ResolvesServerCert for FixedIdentity {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::matches;
-
-    #[test]
-    fn sni_patterns_follow_node() {
-        assert!(matches("b.test.com", "B.test.com"));
-        assert!(matches("*.test.com", "b.test.com"));
-        assert!(!matches("*.test.com", "a.b.test.com"));
-        assert!(!matches("*.test.com", "test.com"));
-        assert!(!matches("a.test.com", "b.test.com"));
-    }
-}
-
 /// Reads certificate revocation lists from a PEM (`X509 CRL`) or DER file.
 ///
 /// # Errors
@@ -650,4 +636,18 @@ pub fn load_crls(
         );
     }
     Ok(crls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn sni_patterns_follow_node() {
+        assert!(matches("b.test.com", "B.test.com"));
+        assert!(matches("*.test.com", "b.test.com"));
+        assert!(!matches("*.test.com", "a.b.test.com"));
+        assert!(!matches("*.test.com", "test.com"));
+        assert!(!matches("a.test.com", "b.test.com"));
+    }
 }

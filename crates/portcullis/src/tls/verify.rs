@@ -19,10 +19,6 @@ const NO_PEER_CERTIFICATE: &str = "UNABLE_TO_GET_ISSUER_CERT";
 /// The error is Node's code, as a server with `requestCert: true, rejectUnauthorized: false`
 /// sees it in `tlsSocket.authorizationError`: `"CERT_HAS_EXPIRED"`,
 /// `"DEPTH_ZERO_SELF_SIGNED_CERT"`, … An empty chain is `"UNABLE_TO_GET_ISSUER_CERT"`.
-#[allow(
-    dead_code,
-    reason = "tls/mod.rs still has its interim copy; it becomes `pub use verify::verify_client_chain`"
-)]
 pub fn verify_client_chain(
     verifier: &dyn ClientCertVerifier,
     chain: &[CertificateDer<'static>],
