@@ -9,6 +9,8 @@ mod log;
 mod proxy;
 mod serve;
 mod static_files;
+mod tls_flags;
+mod reload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,14 +58,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8443", value_parser = parse_listen)]
     pub listen: Vec<String>,
 
-    /// Certificate chain PEM file (leaf first). (Node: cert; ESP-IDF: servercert) [default: a
-    /// localhost certificate from the local CA]
-    #[arg(long, value_name = "FILE", requires = "key")]
-    pub cert: Option<PathBuf>,
-
-    /// Private key PEM file for --cert. (Node: key; ESP-IDF: prvtkey_pem)
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    pub key: Option<PathBuf>,
+    /// TLS material and protocol options.
+    #[command(flatten)]
+    pub tls: tls_flags::TlsArgs,
 
     /// Also listen for plain HTTP here, serving the same content (or redirecting with
     /// --redirect). (ESP-IDF: transport_mode insecure / port_insecure) [default: none]
@@ -160,10 +157,18 @@ fn parse_listen(value: &str) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     log::init();
     match cli.command {
-        Command::Serve(args) => serve::main(args),
+        Command::Serve(mut args) => {
+            // Which --sni names go with which identity depends on the order of the flags.
+            if let Some(serve) = matches.subcommand_matches("serve") {
+                args.tls.bind_sni_names(serve);
+            }
+            serve::main(args)
+        }
         Command::Cert(command) => cert::main(command),
     }
 }

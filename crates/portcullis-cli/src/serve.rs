@@ -13,9 +13,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use portcullis::cert::{default_dir, LocalCa};
 use portcullis::server::Listener;
-use portcullis::{Identity, Server};
+use portcullis::Server;
 use tokio::task::JoinSet;
 use tower::util::BoxCloneService;
 
@@ -66,6 +65,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
 
 /// Everything checked and bound, not yet serving.
 struct Ready {
+    tls_args: crate::tls_flags::TlsArgs,
     server: Server,
     service: HttpService,
     tls: Vec<Listener>,
@@ -92,26 +92,10 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
     };
     let service = crate::log::requests(service);
 
-    let (identity, local_ca) = match (&args.cert, &args.key) {
-        (Some(cert), Some(key)) => (
-            Identity::from_pem_files(cert, key).context("--cert/--key")?,
-            None,
-        ),
-        _ => {
-            let dir = default_dir();
-            let ca = LocalCa::load_or_create(&dir)
-                .with_context(|| format!("local CA in {}", dir.display()))?;
-            let leaf = ca
-                .localhost()
-                .with_context(|| format!("localhost certificate in {}", dir.display()))?;
-            let identity = Identity::from_pem_files(&leaf.cert_path, &leaf.key_path)
-                .context("localhost certificate of the local CA")?;
-            (identity, Some(ca.cert_path()))
-        }
-    };
+    let (tls_config, local_ca) = args.tls.build()?;
 
     let mut builder = Server::builder()
-        .identity(identity)
+        .tls(tls_config)
         .http2(!args.no_http2)
         .lru_purge(!args.no_lru_purge)
         .proxy_protocol(args.proxy_protocol)
@@ -170,6 +154,7 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
     };
 
     Ok(Ready {
+        tls_args: args.tls,
         server,
         service,
         tls,
@@ -205,6 +190,7 @@ impl Ready {
 
         // Redirects point at the first TLS listener.
         let https_port = self.tls.first().map_or(443, |l| l.local_addr().port());
+        tokio::spawn(crate::reload::watch(handle.clone(), self.tls_args));
         let mut tasks = JoinSet::new();
         for listener in self.tls {
             let (server, service) = (self.server.clone(), self.service.clone());

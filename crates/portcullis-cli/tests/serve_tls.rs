@@ -1,0 +1,669 @@
+//! `portcullis serve` TLS flags with real peers: PKCS#12 and encrypted keys, mTLS with CRL,
+//! SNI bindings and a certificate directory, hot reload, shared ticket keys, key log.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Runs openssl in `dir`, failing the test on error.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`ca.pem`/`ca.key`) in `dir` that signs leaves: `leaf(name, cn, san, ext)`.
+struct OpensslCa {
+    dir: PathBuf,
+    serial: std::cell::Cell<u32>,
+}
+
+impl OpensslCa {
+    fn new(dir: &Path) -> Self {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=test-ca",
+                "-days",
+                "2",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        Self {
+            dir: dir.to_path_buf(),
+            serial: std::cell::Cell::new(0x1000),
+        }
+    }
+
+    /// Writes `NAME.pem` (leaf) and `NAME.key` (unencrypted PKCS#8); returns the serial.
+    fn leaf(&self, name: &str, cn: &str, san: &str, client: bool) -> u32 {
+        let serial = self.serial.get() + 1;
+        self.serial.set(serial);
+        openssl(
+            &self.dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={cn}"),
+            ],
+        );
+        let eku = if client { "clientAuth" } else { "serverAuth" };
+        fs::write(
+            self.dir.join(format!("{name}.ext")),
+            format!("subjectAltName={san}\nextendedKeyUsage={eku}\n"),
+        )
+        .unwrap();
+        openssl(
+            &self.dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                &serial.to_string(),
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
+        serial
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).display().to_string()
+    }
+}
+
+fn s_client(port: u16, args: &[&str]) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} {} < /dev/null 2>&1",
+            args.join(" ")
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn subject_cn(out: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with("subject="))
+        .and_then(|l| l.split("CN = ").nth(1))
+        .unwrap_or_else(|| panic!("no subject in {out}"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn pfx_and_encrypted_keys_with_a_passphrase_file_or_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = OpensslCa::new(dir.path());
+    ca.leaf("site", "localhost", "DNS:localhost", false);
+    fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+    openssl(
+        dir.path(),
+        &[
+            "pkcs12",
+            "-export",
+            "-certpbe",
+            "AES-256-CBC",
+            "-keypbe",
+            "AES-256-CBC",
+            "-in",
+            "site.pem",
+            "-inkey",
+            "site.key",
+            "-certfile",
+            "ca.pem",
+            "-out",
+            "site.p12",
+            "-passout",
+            "pass:s3cret",
+        ],
+    );
+    openssl(
+        dir.path(),
+        &[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes256",
+            "-in",
+            "site.key",
+            "-out",
+            "enc.key",
+            "-passout",
+            "pass:s3cret",
+        ],
+    );
+    let home = tempfile::tempdir().unwrap();
+    let ca_path = PathBuf::from(ca.path("ca.pem"));
+
+    let server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--pfx",
+            &ca.path("site.p12"),
+            "--passphrase-file",
+            &ca.path("pw"),
+        ],
+    );
+    let out = curl(
+        server.port(),
+        Some(&ca_path),
+        &[&format!("https://localhost:{}/", server.port())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+
+    let server = Portcullis::start_with_env(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            &ca.path("site.pem"),
+            "--key",
+            &ca.path("enc.key"),
+        ],
+        &[("PORTCULLIS_PASSPHRASE", "s3cret")],
+    );
+    let out = curl(
+        server.port(),
+        Some(&ca_path),
+        &[&format!("https://localhost:{}/", server.port())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+
+    // A wrong passphrase is a usage error naming the file.
+    fs::write(dir.path().join("bad"), "nope").unwrap();
+    let out = run(
+        home.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--pfx",
+            &ca.path("site.p12"),
+            "--passphrase-file",
+            &ca.path("bad"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("site.p12") && err.contains("passphrase"),
+        "{err}"
+    );
+}
+
+#[test]
+fn required_client_certificates_and_crl() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = OpensslCa::new(dir.path());
+    ca.leaf("site", "localhost", "DNS:localhost", false);
+    ca.leaf("alice", "alice", "DNS:alice.example", true);
+    let revoked = ca.leaf("mallory", "mallory", "DNS:mallory.example", true);
+    // A CRL revoking mallory, made with `openssl ca`.
+    let d = dir.path();
+    fs::write(
+        d.join("index.txt"),
+        format!("R\t301231235959Z\t250101000000Z\t{revoked:X}\tunknown\t/CN=mallory\n"),
+    )
+    .unwrap();
+    fs::write(d.join("crlnumber"), "01\n").unwrap();
+    fs::write(d.join("ca.cnf"), "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=2\n").unwrap();
+    openssl(
+        d,
+        &[
+            "ca", "-config", "ca.cnf", "-gencrl", "-keyfile", "ca.key", "-cert", "ca.pem", "-out",
+            "crl.pem",
+        ],
+    );
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            &ca.path("site.pem"),
+            "--key",
+            &ca.path("site.key"),
+            "--client-ca",
+            &ca.path("ca.pem"),
+            "--require-client-cert",
+            "--crl",
+            &ca.path("crl.pem"),
+        ],
+    );
+    let url = format!("https://localhost:{}/", server.port());
+    let ca_path = PathBuf::from(ca.path("ca.pem"));
+    let with = |name: &str| {
+        curl(
+            server.port(),
+            Some(&ca_path),
+            &[
+                "--cert",
+                &ca.path(&format!("{name}.pem")),
+                "--key",
+                &ca.path(&format!("{name}.key")),
+                &url,
+            ],
+        )
+    };
+    let out = with("alice");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !with("mallory").status.success(),
+        "a revoked client must be refused"
+    );
+    assert!(
+        !curl(server.port(), Some(&ca_path), &[&url])
+            .status
+            .success(),
+        "no certificate must be refused"
+    );
+}
+
+#[test]
+fn sni_flags_bind_identities_and_cert_dir_serves_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = OpensslCa::new(dir.path());
+    ca.leaf("default", "default", "DNS:localhost", false);
+    ca.leaf("a", "a.test", "DNS:a.test", false);
+    ca.leaf("b", "b.test", "DNS:b.test", false);
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            &ca.path("default.pem"),
+            "--key",
+            &ca.path("default.key"),
+            "--sni",
+            "a.test",
+            "--cert",
+            &ca.path("a.pem"),
+            "--key",
+            &ca.path("a.key"),
+            "--sni",
+            "b.test",
+            "--sni",
+            "*.b.test",
+            "--cert",
+            &ca.path("b.pem"),
+            "--key",
+            &ca.path("b.key"),
+        ],
+    );
+    let port = server.port();
+    assert_eq!(
+        subject_cn(&s_client(port, &["-servername", "a.test"])),
+        "a.test"
+    );
+    assert_eq!(
+        subject_cn(&s_client(port, &["-servername", "b.test"])),
+        "b.test"
+    );
+    assert_eq!(
+        subject_cn(&s_client(port, &["-servername", "x.b.test"])),
+        "b.test"
+    );
+    assert_eq!(
+        subject_cn(&s_client(port, &["-servername", "other.test"])),
+        "default"
+    );
+    assert_eq!(subject_cn(&s_client(port, &["-noservername"])), "default");
+    drop(server);
+
+    let certs = dir.path().join("certs");
+    fs::create_dir(&certs).unwrap();
+    for name in ["a", "b"] {
+        fs::copy(
+            dir.path().join(format!("{name}.pem")),
+            certs.join(format!("{name}.test.pem")),
+        )
+        .unwrap();
+        fs::copy(
+            dir.path().join(format!("{name}.key")),
+            certs.join(format!("{name}.test-key.pem")),
+        )
+        .unwrap();
+    }
+    let server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--cert-dir",
+            &certs.display().to_string(),
+        ],
+    );
+    assert_eq!(
+        subject_cn(&s_client(server.port(), &["-servername", "b.test"])),
+        "b.test"
+    );
+    assert_eq!(
+        subject_cn(&s_client(server.port(), &["-servername", "a.test"])),
+        "a.test"
+    );
+}
+
+#[test]
+fn reload_on_sighup_and_on_file_change_keeps_the_old_identity_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = OpensslCa::new(dir.path());
+    ca.leaf("one", "one", "DNS:localhost", false);
+    ca.leaf("two", "two", "DNS:localhost", false);
+    ca.leaf("three", "three", "DNS:localhost", false);
+    let live_cert = dir.path().join("live.pem");
+    let live_key = dir.path().join("live.key");
+    fs::copy(dir.path().join("one.pem"), &live_cert).unwrap();
+    fs::copy(dir.path().join("one.key"), &live_key).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            &live_cert.display().to_string(),
+            "--key",
+            &live_key.display().to_string(),
+        ],
+    );
+    let port = server.port();
+    assert_eq!(
+        subject_cn(&s_client(port, &["-servername", "localhost"])),
+        "one"
+    );
+
+    // A broken certificate file: logged, the old identity kept.
+    fs::write(&live_cert, "not a certificate").unwrap();
+    server.signal("HUP");
+    wait_for(
+        || server.log().contains("reload failed"),
+        "the reload failure to be logged",
+        &server,
+    );
+    assert_eq!(
+        subject_cn(&s_client(port, &["-servername", "localhost"])),
+        "one"
+    );
+
+    // SIGHUP after replacing both files.
+    fs::copy(dir.path().join("two.pem"), &live_cert).unwrap();
+    fs::copy(dir.path().join("two.key"), &live_key).unwrap();
+    server.signal("HUP");
+    wait_for(
+        || subject_cn(&s_client(port, &["-servername", "localhost"])) == "two",
+        "the SIGHUP reload",
+        &server,
+    );
+
+    // A file change alone (the watcher polls every second).
+    std::thread::sleep(Duration::from_millis(1100));
+    fs::copy(dir.path().join("three.key"), &live_key).unwrap();
+    fs::copy(dir.path().join("three.pem"), &live_cert).unwrap();
+    wait_for(
+        || subject_cn(&s_client(port, &["-servername", "localhost"])) == "three",
+        "the file-change reload",
+        &server,
+    );
+}
+
+fn wait_for(mut check: impl FnMut() -> bool, what: &str, server: &Portcullis) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}; log: {}", server.log());
+}
+
+#[test]
+fn two_processes_sharing_ticket_keys_resume_each_others_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = OpensslCa::new(dir.path());
+    ca.leaf("site", "localhost", "DNS:localhost", false);
+    let keys = dir.path().join("ticket.keys");
+    openssl(dir.path(), &["rand", "-out", "ticket.keys", "48"]);
+    let home = tempfile::tempdir().unwrap();
+    let args = |_: ()| {
+        vec![
+            "--listen".to_owned(),
+            "127.0.0.1:0".into(),
+            "--cert".into(),
+            ca.path("site.pem"),
+            "--key".into(),
+            ca.path("site.key"),
+            "--ticket-keys".into(),
+            keys.display().to_string(),
+        ]
+    };
+    let a_args = args(());
+    let a = Portcullis::start(
+        home.path(),
+        &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let b = Portcullis::start(
+        home.path(),
+        &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let sess = dir.path().join("sess.pem").display().to_string();
+    let cafile = ca.path("ca.pem");
+    let out = s_client(
+        a.port(),
+        &[
+            "-tls1_3",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            &cafile,
+            "-sess_out",
+            &sess,
+        ],
+    );
+    assert!(out.contains("New, TLSv1.3"), "{out}");
+    // The ticket arrives after the handshake: give s_client's session file a moment.
+    let out = s_client(
+        b.port(),
+        &[
+            "-tls1_3",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            &cafile,
+            "-sess_in",
+            &sess,
+        ],
+    );
+    assert!(
+        out.contains("Reused, TLSv1.3"),
+        "B must resume A's session: {out}"
+    );
+}
+
+#[test]
+fn keylog_flag_and_sslkeylogfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let log = dir.path().join("flag.log");
+    let server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--keylog",
+            &log.display().to_string(),
+        ],
+    );
+    assert!(server
+        .curl(&[
+            "--tlsv1.2",
+            "--tls-max",
+            "1.2",
+            &format!("https://localhost:{}/", server.port())
+        ])
+        .status
+        .success());
+    assert!(server
+        .curl(&[
+            "--tlsv1.3",
+            &format!("https://localhost:{}/", server.port())
+        ])
+        .status
+        .success());
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.contains("CLIENT_RANDOM "), "{text}");
+    assert!(text.contains("SERVER_TRAFFIC_SECRET_0 "), "{text}");
+    assert!(
+        server.log().contains("key logging is on"),
+        "{}",
+        server.log()
+    );
+    drop(server);
+
+    let env_log = dir.path().join("env.log");
+    let server = Portcullis::start_with_env(
+        home.path(),
+        &["--listen", "127.0.0.1:0"],
+        &[("SSLKEYLOGFILE", &env_log.display().to_string())],
+    );
+    assert!(server
+        .curl(&[&format!("https://localhost:{}/", server.port())])
+        .status
+        .success());
+    assert!(fs::read_to_string(&env_log)
+        .unwrap()
+        .contains("CLIENT_TRAFFIC_SECRET_0 "));
+}
+
+#[test]
+#[ignore = "needs h2load (nghttp2-client)"]
+fn reload_during_an_h2load_run_fails_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = OpensslCa::new(dir.path());
+    ca.leaf("one", "one", "DNS:localhost", false);
+    ca.leaf("two", "two", "DNS:localhost", false);
+    let live_cert = dir.path().join("live.pem");
+    let live_key = dir.path().join("live.key");
+    fs::copy(dir.path().join("one.pem"), &live_cert).unwrap();
+    fs::copy(dir.path().join("one.key"), &live_key).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            &live_cert.display().to_string(),
+            "--key",
+            &live_key.display().to_string(),
+        ],
+    );
+    let port = server.port();
+    // 600 connections made at 200/s, one request each: new connections keep arriving while
+    // the certificate is swapped back and forth.
+    let h2load = Command::new("h2load")
+        .args([
+            "-n",
+            "600",
+            "-c",
+            "600",
+            "-r",
+            "200",
+            "-m",
+            "1",
+            &format!("https://127.0.0.1:{port}/"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for i in 0..4 {
+        std::thread::sleep(Duration::from_millis(500));
+        let name = if i % 2 == 0 { "two" } else { "one" };
+        fs::copy(dir.path().join(format!("{name}.pem")), &live_cert).unwrap();
+        fs::copy(dir.path().join(format!("{name}.key")), &live_key).unwrap();
+        server.signal("HUP");
+    }
+    let out = h2load.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("600 succeeded, 0 failed, 0 errored"),
+        "{text}"
+    );
+    wait_for(
+        || subject_cn(&s_client(port, &["-servername", "localhost"])) == "one",
+        "the last reload",
+        &server,
+    );
+    assert!(
+        server.log().matches("TLS configuration reloaded").count() >= 4,
+        "{}",
+        server.log()
+    );
+}

@@ -1,0 +1,225 @@
+//! Shared support for the CLI tests: a `portcullis serve` process killed on drop, curl, and
+//! `curl -i` output parsing.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// A running `portcullis serve`, killed on drop. Its stderr goes to a file that is printed
+/// when the test fails.
+pub struct Portcullis {
+    pub child: Child,
+    pub home: PathBuf,
+    /// Addresses from the `listening on https://` lines.
+    pub https: Vec<SocketAddr>,
+    /// Address from the `listening on http://` line.
+    pub http: Option<SocketAddr>,
+    stderr: PathBuf,
+    _logs: TempDir,
+}
+
+impl Portcullis {
+    /// Starts `portcullis serve ARGS` with `PORTCULLIS_HOME=home` and waits for its
+    /// listening lines.
+    pub fn start(home: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(home, args, &[])
+    }
+
+    /// As `start`, with extra environment variables.
+    pub fn start_with_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let logs = tempfile::tempdir().unwrap();
+        let stderr = logs.path().join("stderr.log");
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(args)
+            .envs(env.iter().copied())
+            .env("PORTCULLIS_HOME", home)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("portcullis starts");
+        let expected = args.iter().filter(|a| **a == "--listen").count().max(1)
+            + args.iter().filter(|a| **a == "--http-listen").count();
+
+        // Read stdout on a thread so that a silent server cannot hang the test.
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            home: home.to_path_buf(),
+            https: Vec::new(),
+            http: None,
+            stderr,
+            _logs: logs,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.https.len() + usize::from(server.http.is_some()) < expected {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no listening line ({e}); stderr: {}", server.log()));
+            if let Some(addr) = line.strip_prefix("listening on https://") {
+                server.https.push(addr.parse().unwrap());
+            } else if let Some(addr) = line.strip_prefix("listening on http://") {
+                server.http = Some(addr.parse().unwrap());
+            }
+        }
+        server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.https[0].port()
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.home.join("ca.pem")
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// curl with the dev CA (verification on), `localhost` resolved to 127.0.0.1.
+    pub fn curl(&self, args: &[&str]) -> Output {
+        curl(self.port(), Some(&self.ca()), args)
+    }
+
+    /// `curl -i` against `https://localhost:PORT{path}`, parsed.
+    pub fn get(&self, path: &str, args: &[&str]) -> Reply {
+        let url = format!("https://localhost:{}{path}", self.port());
+        let out = self.curl(&[args, &["-i", url.as_str()]].concat());
+        Reply::parse(&out)
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Portcullis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- portcullis stderr ---\n{}", self.log());
+        }
+    }
+}
+
+pub fn curl(port: u16, ca: Option<&Path>, args: &[&str]) -> Output {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10"])
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
+    if let Some(ca) = ca {
+        cmd.arg("--cacert").arg(ca);
+    }
+    cmd.args(args).output().expect("curl runs")
+}
+
+/// One HTTP response as `curl -i` printed it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn parse(out: &Output) -> Self {
+        assert!(
+            out.status.success(),
+            "curl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut rest = &out.stdout[..];
+        loop {
+            let end = rest
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .expect("a response head");
+            let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+            rest = &rest[end + 4..];
+            let mut lines = head.lines();
+            let status: u16 = lines
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|s| s.parse().ok())
+                .expect("a status line");
+            if (100..200).contains(&status) {
+                continue;
+            }
+            let headers = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect();
+            return Self {
+                status,
+                headers,
+                body: rest.to_vec(),
+            };
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Runs the binary to its exit with `args`.
+pub fn run(home: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("PORTCULLIS_HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
