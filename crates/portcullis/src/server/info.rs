@@ -7,6 +7,8 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls::{HandshakeKind, ServerConnection};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
+use crate::tls::PeerCertificate;
+
 /// The connection a request arrived on. Every request carries one in its extensions:
 /// `req.extensions().get::<ConnectionInfo>()` (or axum's `Extension<ConnectionInfo>`).
 ///
@@ -30,7 +32,7 @@ pub struct TlsInfo {
     alpn: Option<String>,
     server_name: Option<String>,
     resumed: bool,
-    peer_certificates: Vec<CertificateDer<'static>>,
+    peer_certificates: Vec<PeerCertificate>,
     authorized: bool,
     authorization_error: Option<&'static str>,
 }
@@ -83,15 +85,11 @@ impl TlsInfo {
         conn: &ServerConnection,
         client_auth: Option<&dyn ClientCertVerifier>,
     ) -> Self {
-        let peer_certificates = conn
-            .peer_certificates()
-            .map(<[_]>::to_vec)
-            .unwrap_or_default();
+        let chain: &[CertificateDer<'static>] = conn.peer_certificates().unwrap_or_default();
         let (authorized, authorization_error) = match client_auth {
             None => (false, None),
             Some(verifier) => {
-                match crate::tls::verify_client_chain(verifier, &peer_certificates, UnixTime::now())
-                {
+                match crate::tls::verify_client_chain(verifier, chain, UnixTime::now()) {
                     Ok(()) => (true, None),
                     Err(code) => (false, Some(code)),
                 }
@@ -114,7 +112,11 @@ impl TlsInfo {
                 .map(|p| String::from_utf8_lossy(p).into_owned()),
             server_name: conn.server_name().map(str::to_owned),
             resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
-            peer_certificates,
+            // The handshake accepted these, so they parse; one that does not is left out.
+            peer_certificates: chain
+                .iter()
+                .filter_map(|der| PeerCertificate::from_der(der).ok())
+                .collect(),
             authorized,
             authorization_error,
         }
@@ -146,8 +148,10 @@ impl TlsInfo {
         self.resumed
     }
 
-    /// The client's certificate chain as sent (DER), leaf first; empty when it sent none.
-    pub fn peer_certificates(&self) -> &[CertificateDer<'static>] {
+    /// The client's certificate chain as sent, leaf first, with Node's
+    /// `getPeerCertificate()` fields; empty when it sent none. [`PeerCertificate::der`] gives
+    /// the DER.
+    pub fn peer_certificates(&self) -> &[PeerCertificate] {
         &self.peer_certificates
     }
 

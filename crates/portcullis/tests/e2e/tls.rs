@@ -718,3 +718,54 @@ async fn set_tls_config_swaps_the_certificate_for_new_connections() {
     .await;
     assert!(out.contains("Reused, TLSv1.3"), "{out}");
 }
+
+/// Answers with the leaf client certificate's fields as the handler sees them.
+async fn peer_fields(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let info = req.extensions().get::<ConnectionInfo>().unwrap();
+    let certs = info.tls().unwrap().peer_certificates();
+    let text = match certs.first() {
+        Some(leaf) => format!(
+            "{}|{}|{}|{}",
+            leaf.fingerprint256(),
+            leaf.serial_number(),
+            leaf.subject().get("CN").unwrap_or(""),
+            certs.len()
+        ),
+        None => "none".into(),
+    };
+    Ok(Response::new(Full::new(Bytes::from(text))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_peer_certificate_matches_openssl() {
+    let f = mtls_fixture();
+    let config = ServerTlsConfig::builder()
+        .identity(Identity::from_pem_files(&f.server.0, &f.server.1).unwrap())
+        .request_cert(true)
+        .client_ca([f.client_ca.der()])
+        .build()
+        .unwrap();
+    let server = Server::builder().tls(config).build().unwrap();
+    let listener = server.bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr();
+    let s = server.clone();
+    tokio::spawn(async move { s.serve(listener, tower::service_fn(peer_fields)).await });
+    let args = cert_args(&f.good);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, text) = curl(addr, &f.server_ca.pem_path("server-ca"), &args).await;
+    assert!(ok, "{text}");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .arg("x509")
+            .args(args)
+            .arg("-in")
+            .arg(&f.good.0)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        text.rsplit('=').next().unwrap().to_owned()
+    };
+    let sha256 = openssl(&["-noout", "-fingerprint", "-sha256"]);
+    let serial = openssl(&["-noout", "-serial"]);
+    assert_eq!(text, format!("{sha256}|{serial}|alice|2"));
+}
