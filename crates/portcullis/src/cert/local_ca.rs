@@ -6,11 +6,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 
+use super::generate::gen_error;
+use super::LeafOptions;
 use crate::error::{Error, Result};
 use crate::tls::Identity;
 
@@ -37,6 +40,7 @@ pub fn default_dir() -> PathBuf {
 pub struct LocalCa {
     dir: PathBuf,
     cert_pem: String,
+    cert_der: CertificateDer<'static>,
     key: KeyPair,
 }
 
@@ -65,7 +69,15 @@ impl LocalCa {
             let key = KeyPair::from_pem(&key_pem).map_err(|e| {
                 Error::config(format!("not a usable CA key: {e}")).with_path(&key_path)
             })?;
-            return Ok(Self { dir, cert_pem, key });
+            let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| {
+                Error::config(format!("not a usable CA certificate: {e}")).with_path(&cert_path)
+            })?;
+            return Ok(Self {
+                dir,
+                cert_pem,
+                cert_der,
+                key,
+            });
         }
         fs::create_dir_all(&dir)
             .map_err(|e| Error::io("cannot create the CA directory", e).with_path(&dir))?;
@@ -74,7 +86,12 @@ impl LocalCa {
         let cert_pem = cert.pem();
         write_file(&key_path, key.serialize_pem().as_bytes(), true)?;
         write_file(&cert_path, cert_pem.as_bytes(), false)?;
-        Ok(Self { dir, cert_pem, key })
+        Ok(Self {
+            dir,
+            cert_pem,
+            cert_der: cert.der().clone(),
+            key,
+        })
     }
 
     /// The CA certificate's path, for `curl --cacert` or `NODE_EXTRA_CA_CERTS`.
@@ -87,50 +104,43 @@ impl LocalCa {
         &self.cert_pem
     }
 
+    /// The CA certificate in DER.
+    pub fn cert_der(&self) -> &CertificateDer<'static> {
+        &self.cert_der
+    }
+
     /// Issues a leaf for `names` (DNS names and IP addresses), valid for `days`, signed by
     /// this CA. Returns the chain PEM (leaf then CA) and the key PEM.
     ///
     /// # Errors
     /// A name that is neither a DNS name nor an IP address.
     pub fn issue(&self, names: &[&str], days: i64) -> Result<(String, String)> {
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(
-            DnType::CommonName,
-            names.first().copied().unwrap_or("localhost"),
+        let mut options = LeafOptions::new(
+            if names.is_empty() {
+                &["localhost"][..]
+            } else {
+                names
+            }
+            .iter()
+            .copied(),
         );
-        params.distinguished_name = dn;
-        for name in names {
-            let san = match name.parse::<std::net::IpAddr>() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName(
-                    (*name)
-                        .try_into()
-                        .map_err(|_| Error::config(format!("not a DNS name or IP: {name}")))?,
-                ),
-            };
-            params.subject_alt_names.push(san);
-        }
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::hours(1);
-        params.not_after = now + Duration::days(days);
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let leaf_key = KeyPair::generate().map_err(gen_error)?;
+        options.days = u32::try_from(days.max(1)).unwrap_or(u32::MAX);
+        let leaf = options.generate(Some(self))?;
+        Ok((leaf.chain_pem().to_owned(), leaf.key_pem().to_owned()))
+    }
+
+    /// Signs `params` for `key` with this CA. Used by [`LeafOptions::generate`].
+    pub(super) fn sign(
+        &self,
+        params: CertificateParams,
+        key: &KeyPair,
+    ) -> Result<rcgen::Certificate> {
+        // rcgen signs with an issuer `Certificate`; rebuilding ours from its PEM keeps its
+        // subject and key identifier, which is all the leaf takes from it.
         let issuer = CertificateParams::from_ca_cert_pem(&self.cert_pem)
             .and_then(|p| p.self_signed(&self.key))
             .map_err(gen_error)?;
-        let leaf = params
-            .signed_by(&leaf_key, &issuer, &self.key)
-            .map_err(gen_error)?;
-        Ok((
-            format!("{}{}", leaf.pem(), self.cert_pem),
-            leaf_key.serialize_pem(),
-        ))
+        params.signed_by(key, &issuer, &self.key).map_err(gen_error)
     }
 
     /// The `localhost`/`127.0.0.1`/`::1` certificate `portcullis serve` uses by default:
@@ -186,10 +196,6 @@ fn ca_params() -> CertificateParams {
     params.not_before = now - Duration::hours(1);
     params.not_after = now + Duration::days(3650);
     params
-}
-
-fn gen_error(e: rcgen::Error) -> Error {
-    Error::config(format!("certificate generation failed: {e}"))
 }
 
 fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<()> {
