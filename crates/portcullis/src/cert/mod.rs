@@ -3,6 +3,7 @@
 
 mod generate;
 mod local_ca;
+pub mod pkcs12;
 
 pub use generate::{KeyKind, LeafCertificate, LeafOptions};
 pub use local_ca::{default_dir, DevCertificate, LocalCa};
