@@ -7,10 +7,10 @@ mod cert;
 mod hello;
 mod log;
 mod proxy;
+mod reload;
 mod serve;
 mod static_files;
 mod tls_flags;
-mod reload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +33,7 @@ enum Command {
     /// Without --cert/--key a local development CA is created (or reused) under
     /// $PORTCULLIS_HOME (else $XDG_DATA_HOME/portcullis, else ~/.local/share/portcullis) and
     /// a localhost certificate signed by it is used; point clients at its ca.pem.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 
     /// Make and inspect certificates: the local development CA, leaf certificates (PEM or
     /// PKCS#12), what a certificate file holds, and how to trust the local CA.
@@ -167,7 +167,7 @@ fn main() -> ExitCode {
             if let Some(serve) = matches.subcommand_matches("serve") {
                 args.tls.bind_sni_names(serve);
             }
-            serve::main(args)
+            serve::main(*args)
         }
         Command::Cert(command) => cert::main(command),
     }

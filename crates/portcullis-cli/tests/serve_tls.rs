@@ -128,6 +128,20 @@ fn s_client(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// s_client that sends one request and reads to the end, so TLS 1.3 tickets (sent after the
+/// handshake) arrive before it exits.
+fn s_client_request(port: u16, args: &[&str]) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf 'GET / HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' | openssl s_client -ign_eof -connect 127.0.0.1:{port} {} 2>&1",
+            args.join(" ")
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn subject_cn(out: &str) -> String {
     out.lines()
         .find(|l| l.starts_with("subject="))
@@ -515,7 +529,7 @@ fn two_processes_sharing_ticket_keys_resume_each_others_sessions() {
     );
     let sess = dir.path().join("sess.pem").display().to_string();
     let cafile = ca.path("ca.pem");
-    let out = s_client(
+    let out = s_client_request(
         a.port(),
         &[
             "-tls1_3",
@@ -528,8 +542,7 @@ fn two_processes_sharing_ticket_keys_resume_each_others_sessions() {
         ],
     );
     assert!(out.contains("New, TLSv1.3"), "{out}");
-    // The ticket arrives after the handshake: give s_client's session file a moment.
-    let out = s_client(
+    let out = s_client_request(
         b.port(),
         &[
             "-tls1_3",
