@@ -13,17 +13,22 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Query it with the `is_*` methods; [`Error::code`] gives Node's error code where Node has one.
 pub struct Error {
     kind: Kind,
+    code: Option<&'static str>,
     message: String,
     path: Option<PathBuf>,
     source: Option<BoxError>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Config,
     Io,
     Tls,
     Timeout,
+    Connect,
+    Aborted,
+    Http,
+    Body,
 }
 
 impl Error {
@@ -44,11 +49,29 @@ impl Error {
         Self::new(Kind::Tls, message).with_source(source)
     }
 
-    fn new(kind: Kind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: Kind, message: impl Into<String>) -> Self {
         Self {
             kind,
+            code: None,
             message: message.into(),
             path: None,
+            source: None,
+        }
+    }
+
+    /// Sets Node's error code (`ECONNREFUSED`, `CERT_HAS_EXPIRED`, …).
+    pub(crate) fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// A copy without the source chain (sources are not `Clone`).
+    pub(crate) fn duplicate(&self) -> Self {
+        Self {
+            kind: self.kind,
+            code: self.code,
+            message: self.message.clone(),
+            path: self.path.clone(),
             source: None,
         }
     }
@@ -84,17 +107,40 @@ impl Error {
         self.kind == Kind::Tls
     }
 
-    /// True when a timeout ended the operation.
+    /// True when a timeout ended the operation (`ETIMEDOUT`, `ERR_TLS_HANDSHAKE_TIMEOUT`).
     pub fn is_timeout(&self) -> bool {
         self.kind == Kind::Timeout
     }
 
-    /// Node's error code for this error, where Node has one.
+    /// True when no connection could be made: refused, reset, unresolvable, proxy refused.
+    pub fn is_connect(&self) -> bool {
+        self.kind == Kind::Connect
+    }
+
+    /// True when the request was cancelled through its [`AbortSignal`](crate::client::AbortSignal).
+    pub fn is_aborted(&self) -> bool {
+        self.kind == Kind::Aborted
+    }
+
+    /// True for an HTTP protocol error (malformed response, connection closed mid-message).
+    pub fn is_http(&self) -> bool {
+        self.kind == Kind::Http
+    }
+
+    /// True when a response body was larger than the limit asked for, or could not be decoded.
+    pub fn is_body(&self) -> bool {
+        self.kind == Kind::Body
+    }
+
+    /// Node's error code for this error, where Node has one: `ECONNREFUSED`, `ECONNRESET`,
+    /// `ETIMEDOUT`, `ENOTFOUND`, `ERR_TLS_HANDSHAKE_TIMEOUT`, `CERT_HAS_EXPIRED`,
+    /// `DEPTH_ZERO_SELF_SIGNED_CERT`, `ERR_TLS_CERT_ALTNAME_INVALID`, `ABORT_ERR`, …
     pub fn code(&self) -> Option<&'static str> {
-        match self.kind {
+        self.code.or(match self.kind {
             Kind::Timeout => Some("ETIMEDOUT"),
+            Kind::Aborted => Some("ABORT_ERR"),
             _ => None,
-        }
+        })
     }
 }
 
@@ -102,6 +148,9 @@ impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
         d.field("kind", &self.kind).field("message", &self.message);
+        if let Some(code) = &self.code {
+            d.field("code", code);
+        }
         if let Some(path) = &self.path {
             d.field("path", path);
         }

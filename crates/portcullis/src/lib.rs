@@ -25,10 +25,12 @@
 //! reads its live connection counts from anywhere.
 
 pub mod cert;
+pub mod client;
 mod error;
 pub mod server;
 pub mod tls;
 
+pub use client::{Agent, Response};
 pub use error::{Error, Result};
 pub use server::{ConnectionInfo, Server, ServerBuilder, ServerHandle, TlsInfo};
 pub use tls::{Identity, Passphrase, PeerCertificate, ServerTlsConfig, TicketKeys};

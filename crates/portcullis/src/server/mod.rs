@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 pub use builder::ServerBuilder;
 pub use info::{ConnectionInfo, TlsInfo};
 pub use registry::ConnectionCounts;
+pub(crate) use registry::Signal;
 pub use service::ResponseBody;
 pub use sniff::PlainHttpResponse;
 

@@ -2,6 +2,7 @@
 //!
 //! This module knows nothing of HTTP.
 
+mod client;
 mod identity;
 mod keyfile;
 mod keylog;
@@ -12,9 +13,14 @@ mod server;
 mod tickets;
 mod verify;
 
+pub(crate) use client::verifier_error;
+pub use client::{
+    check_server_identity, pin_sha256, CheckServerIdentity, ClientTlsOptions, PinSet, Roots,
+};
 pub use identity::Identity;
 pub use keyfile::load_certificates;
 pub use keylog::KeyLog;
+pub(crate) use options::iana_name as iana_suite_name;
 pub use options::{openssl_name, TlsVersion};
 pub use passphrase::Passphrase;
 pub use peer::{DistinguishedName, PeerCertificate};

@@ -3,6 +3,7 @@
 mod support;
 mod support_files;
 
+mod client;
 mod clients;
 mod close;
 mod hooks;

@@ -1,0 +1,565 @@
+//! `Agent`: Node's `https.Agent` — a cheap-to-clone handle on a socket pool and a TLS session
+//! cache, with Node's options and defaults.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST};
+use http::{Method, Request};
+
+use super::connect::{self, Conn, ConnectOptions, Sender, SessionCaches, Target};
+use super::pool::{Grant, Limits, Pool};
+use super::proxy::Proxy;
+use super::request::{RequestBody, RequestBuilder};
+use super::response::{Response, ResponseBody, DEFAULT_BODY_LIMIT};
+use crate::error::{Error, Kind, Result};
+use crate::tls::ClientTlsOptions;
+
+/// Which free socket a request takes: Node's `scheduling`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheduling {
+    /// The most recently used (keeps few sockets warm). Node's default.
+    #[default]
+    Lifo,
+    /// The least recently used (spreads requests over sockets).
+    Fifo,
+}
+
+/// Node's `https.Agent`. Cheap to clone: clones share the pool and the session cache.
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    keep_alive: bool,
+    timeout: Option<Duration>,
+    pool: Arc<Pool>,
+    sessions: SessionCaches,
+    connect: ConnectOptions,
+    configs: std::sync::Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
+}
+
+impl fmt::Debug for Agent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Agent")
+            .field("keep_alive", &self.inner.keep_alive)
+            .field("timeout", &self.inner.timeout)
+            .field("sockets", &self.inner.pool.total())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Agent`]. Defaults are Node's `new https.Agent()`.
+#[derive(Debug, Clone)]
+pub struct AgentBuilder {
+    keep_alive: bool,
+    keep_alive_msecs: Duration,
+    max_sockets: usize,
+    max_total_sockets: usize,
+    max_free_sockets: usize,
+    scheduling: Scheduling,
+    timeout: Option<Duration>,
+    max_cached_sessions: usize,
+    tls: ClientTlsOptions,
+    http2: bool,
+    local_address: Option<IpAddr>,
+    connect_timeout: Duration,
+    handshake_timeout: Duration,
+    resolve: HashMap<(String, u16), SocketAddr>,
+    proxy: Option<Proxy>,
+}
+
+impl Default for AgentBuilder {
+    fn default() -> Self {
+        Self {
+            keep_alive: false,
+            keep_alive_msecs: Duration::from_millis(1000),
+            max_sockets: usize::MAX,
+            max_total_sockets: usize::MAX,
+            max_free_sockets: 256,
+            scheduling: Scheduling::Lifo,
+            timeout: None,
+            max_cached_sessions: 100,
+            tls: ClientTlsOptions::new(),
+            http2: false,
+            local_address: None,
+            connect_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(30),
+            resolve: HashMap::new(),
+            proxy: Proxy::from_env(),
+        }
+    }
+}
+
+impl AgentBuilder {
+    /// Node's `keepAlive`: keep sockets for later requests (`Connection: keep-alive`).
+    /// Default: false (each socket is closed after its response, but TLS sessions are still
+    /// cached and resumed).
+    pub fn keep_alive(mut self, on: bool) -> Self {
+        self.keep_alive = on;
+        self
+    }
+
+    /// Node's `keepAliveMsecs`: TCP keep-alive initial delay. Default: 1000 ms.
+    pub fn keep_alive_msecs(mut self, delay: Duration) -> Self {
+        self.keep_alive_msecs = delay;
+        self
+    }
+
+    /// Node's `maxSockets`: sockets per origin (pool key); more requests queue in order.
+    /// Default: unlimited.
+    pub fn max_sockets(mut self, n: usize) -> Self {
+        self.max_sockets = n.max(1);
+        self
+    }
+
+    /// Node's `maxTotalSockets`: sockets over all origins. Default: unlimited.
+    pub fn max_total_sockets(mut self, n: usize) -> Self {
+        self.max_total_sockets = n.max(1);
+        self
+    }
+
+    /// Node's `maxFreeSockets`: idle sockets kept per origin. Default: 256.
+    pub fn max_free_sockets(mut self, n: usize) -> Self {
+        self.max_free_sockets = n;
+        self
+    }
+
+    /// Node's `scheduling`. Default: LIFO.
+    pub fn scheduling(mut self, scheduling: Scheduling) -> Self {
+        self.scheduling = scheduling;
+        self
+    }
+
+    /// Node's `timeout`: how long a free socket may stay idle before it is closed; a
+    /// server's `Keep-Alive: timeout=N` shortens it to N−1 s (and N ≤ 1 means "do not pool").
+    /// Default: none (the hint is then ignored, as in Node).
+    pub fn timeout(mut self, idle: Duration) -> Self {
+        self.timeout = Some(idle);
+        self
+    }
+
+    /// Node's `maxCachedSessions`: TLS sessions kept (one per origin key), oldest evicted
+    /// first; 0 disables resumption. Default: 100.
+    pub fn max_cached_sessions(mut self, n: usize) -> Self {
+        self.max_cached_sessions = n;
+        self
+    }
+
+    /// TLS options for every request of this agent.
+    pub fn tls(mut self, tls: ClientTlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Offer HTTP/2 by ALPN (`h2`, then `http/1.1`); an h2 connection is shared by concurrent
+    /// requests. Default: off (HTTP/1.1, as Node's https module).
+    pub fn http2(mut self, on: bool) -> Self {
+        self.http2 = on;
+        self
+    }
+
+    /// Node's `localAddress`: the address to connect from.
+    pub fn local_address(mut self, addr: IpAddr) -> Self {
+        self.local_address = Some(addr);
+        self
+    }
+
+    /// Time allowed for the TCP connect. Default: 30 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for the TLS handshake (`ERR_TLS_HANDSHAKE_TIMEOUT`). Default: 30 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// curl's `--resolve`: connect to `addr` for `host:port` (the name still drives SNI and
+    /// the certificate check).
+    pub fn resolve(mut self, host: impl Into<String>, port: u16, addr: SocketAddr) -> Self {
+        self.resolve.insert((host.into(), port), addr);
+        self
+    }
+
+    /// Tunnel HTTPS through this proxy. Default: `HTTPS_PROXY`/`https_proxy` with `NO_PROXY`.
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// Connect directly, whatever the environment says.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = None;
+        self
+    }
+
+    /// Builds the agent.
+    pub fn build(self) -> Agent {
+        let limits = Limits {
+            max_sockets: self.max_sockets,
+            max_total_sockets: self.max_total_sockets,
+            max_free_sockets: self.max_free_sockets,
+            scheduling: self.scheduling,
+        };
+        Agent {
+            inner: Arc::new(Inner {
+                keep_alive: self.keep_alive,
+                timeout: self.timeout,
+                pool: Pool::new(limits),
+                sessions: SessionCaches::new(self.max_cached_sessions),
+                connect: ConnectOptions {
+                    tls: self.tls,
+                    http2: self.http2,
+                    local_address: self.local_address,
+                    keep_alive_msecs: self.keep_alive_msecs,
+                    connect_timeout: self.connect_timeout,
+                    handshake_timeout: self.handshake_timeout,
+                    resolve: Arc::new(self.resolve),
+                    proxy: self.proxy,
+                },
+                configs: std::sync::Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+/// A socket taken from the pool for one request; given back (or closed) when the response
+/// body ends or is dropped.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pool: Arc<Pool>,
+    key: String,
+    conn: Option<Conn>,
+    keep: bool,
+    idle: Option<Duration>,
+}
+
+impl Lease {
+    /// Gives the socket back: kept for reuse when `complete` and keep-alive allows.
+    pub(crate) fn release(mut self, complete: bool) {
+        if let Some(conn) = self.conn.take() {
+            self.pool
+                .release(&self.key, conn, complete && self.keep, self.idle);
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.release(&self.key, conn, false, None);
+        }
+    }
+}
+
+impl Agent {
+    /// Starts configuring an agent.
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder::default()
+    }
+
+    /// A request with this agent.
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        RequestBuilder::new(Some(self.clone()), method, url)
+    }
+
+    /// A GET with this agent.
+    pub fn get(&self, url: &str) -> RequestBuilder {
+        self.request(Method::GET, url)
+    }
+
+    /// Sockets open (free and busy) over all origins.
+    pub fn sockets(&self) -> usize {
+        self.inner.pool.total()
+    }
+
+    /// TLS sessions cached (origins).
+    pub fn cached_sessions(&self) -> usize {
+        self.inner.sessions.len()
+    }
+
+    fn config_for(
+        &self,
+        tls: &ClientTlsOptions,
+        tls_key: &str,
+    ) -> Result<Arc<rustls::ClientConfig>> {
+        let mut configs = self.inner.configs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(config) = configs.get(tls_key) {
+            return Ok(config.clone());
+        }
+        let config = Arc::new(tls.build()?);
+        configs.insert(tls_key.to_owned(), config.clone());
+        Ok(config)
+    }
+
+    pub(crate) async fn execute(&self, req: RequestBuilder) -> Result<Response> {
+        if let Some(e) = req.error {
+            return Err(e);
+        }
+        let uri = req.url.map_err(Error::config)?;
+        let https = match uri.scheme_str() {
+            Some("https") | None => true,
+            Some("http") => false,
+            Some(other) => return Err(Error::config(format!("unsupported URL scheme {other:?}"))),
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| Error::config(format!("URL {uri} has no host")))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let target = Target { https, host, port };
+
+        let mut connect = self.inner.connect.clone();
+        if let Some(tls) = req.tls {
+            connect.tls = tls;
+        }
+        // Node's servername default follows the Host header when one is given.
+        if connect.tls.servername.is_none() {
+            if let Some(h) = req.headers.get(HOST).and_then(|h| h.to_str().ok()) {
+                let name = h
+                    .parse::<http::uri::Authority>()
+                    .map(|a| a.host().to_owned())
+                    .unwrap_or_default();
+                let name = name
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned();
+                if !name.is_empty() && name != target.host {
+                    connect.tls.servername = Some(if name.parse::<IpAddr>().is_ok() {
+                        String::new()
+                    } else {
+                        name
+                    });
+                }
+            }
+        }
+        let tls_key = connect.tls.pool_key();
+        let key = format!(
+            "{}:{}:{}:{}:{}:{}",
+            target.host,
+            target.port,
+            connect
+                .local_address
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            https,
+            connect.http2,
+            tls_key
+        );
+        let config = if https {
+            Some(self.config_for(&connect.tls, &tls_key)?)
+        } else {
+            None
+        };
+
+        let pool = &self.inner.pool;
+        let (conn, reused) = match pool.checkout(&key).await {
+            Grant::Reuse(conn) => (conn, true),
+            Grant::Create => {
+                let made = match &config {
+                    Some(config) => {
+                        connect::connect(&target, &connect, config, &self.inner.sessions, &key)
+                            .await
+                    }
+                    None => connect::connect_plain(&target, &connect).await,
+                };
+                match made {
+                    Ok(conn) => {
+                        if conn.is_http2() {
+                            pool.share_h2(&key, &conn);
+                        }
+                        (conn, false)
+                    }
+                    Err(e) => {
+                        pool.discard(&key);
+                        return Err(e);
+                    }
+                }
+            }
+        };
+
+        let mut builder = Request::builder().method(req.method.clone());
+        let h2 = conn.is_http2();
+        builder = if h2 {
+            builder.uri(uri.clone())
+        } else {
+            builder.uri(uri.path_and_query().map_or("/", |p| p.as_str()))
+        };
+        let mut request = builder
+            .body(req.body.unwrap_or_else(RequestBody::empty))
+            .map_err(|e| Error::config(format!("invalid request: {e}")))?;
+        *request.headers_mut() = req.headers;
+        let headers = request.headers_mut();
+        if !h2 && !headers.contains_key(HOST) {
+            let default_port = if https { 443 } else { 80 };
+            let host = if target.host.contains(':') {
+                format!("[{}]", target.host)
+            } else {
+                target.host.clone()
+            };
+            let value = if port == default_port {
+                host
+            } else {
+                format!("{host}:{port}")
+            };
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(HOST, v);
+            }
+        }
+        if !h2 && !headers.contains_key(CONNECTION) {
+            headers.insert(
+                CONNECTION,
+                HeaderValue::from_static(if self.inner.keep_alive {
+                    "keep-alive"
+                } else {
+                    "close"
+                }),
+            );
+        }
+        if let Some(len) = http_body::Body::size_hint(request.body()).exact() {
+            if len > 0 || !matches!(req.method, Method::GET | Method::HEAD) {
+                request
+                    .headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(len));
+            }
+        }
+
+        let tls = conn.tls.clone();
+        let peer = conn.peer;
+        let mut conn = conn;
+        let sent = match &mut conn.sender {
+            Sender::H1(s) => match s.ready().await {
+                Ok(()) => s.send_request(request).await,
+                Err(e) => Err(e),
+            },
+            Sender::H2(s) => match s.ready().await {
+                Ok(()) => s.send_request(request).await,
+                Err(e) => Err(e),
+            },
+        };
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                pool.release(&key, conn, false, None);
+                return Err(Error::new(Kind::Http, format!("socket hang up: {e}"))
+                    .with_code("ECONNRESET")
+                    .with_source(e));
+            }
+        };
+        let (parts, body) = response.into_parts();
+        let (keep, idle) = self.keep_decision(&parts.headers, h2);
+        let lease = Lease {
+            pool: pool.clone(),
+            key,
+            conn: Some(conn),
+            keep,
+            idle,
+        };
+        let lease = if hyper::body::Body::is_end_stream(&body) {
+            lease.release(true);
+            None
+        } else {
+            Some(lease)
+        };
+        Ok(Response {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body: ResponseBody { inner: body, lease },
+            tls,
+            reused_socket: reused,
+            remote_addr: peer,
+            limit: DEFAULT_BODY_LIMIT,
+        })
+    }
+
+    /// Whether the socket may be pooled after this response, and for how long (Node's
+    /// `keepSocketAlive`: the server's `Keep-Alive: timeout=N` gives N·1000 − 1000 ms).
+    fn keep_decision(&self, headers: &http::HeaderMap, h2: bool) -> (bool, Option<Duration>) {
+        if h2 {
+            return (true, None);
+        }
+        if !self.inner.keep_alive {
+            return (false, None);
+        }
+        let closing = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+        if closing {
+            return (false, None);
+        }
+        let hint = headers
+            .get("keep-alive")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.split(',').find_map(|part| {
+                    let (k, val) = part.split_once('=')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("timeout")
+                        .then(|| val.trim().parse::<i64>().ok())
+                        .flatten()
+                })
+            });
+        match (self.inner.timeout, hint) {
+            (Some(agent), Some(hint)) => {
+                let hint_ms = hint * 1000 - 1000;
+                if hint_ms <= 0 {
+                    (false, None)
+                } else {
+                    let hint = Duration::from_millis(hint_ms as u64);
+                    (true, Some(agent.min(hint)))
+                }
+            }
+            (agent, _) => (true, agent),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keep(agent_timeout: Option<u64>, header: Option<&str>) -> (bool, Option<Duration>) {
+        let mut b = Agent::builder().keep_alive(true).no_proxy();
+        if let Some(t) = agent_timeout {
+            b = b.timeout(Duration::from_millis(t));
+        }
+        let agent = b.build();
+        let mut headers = http::HeaderMap::new();
+        if let Some(h) = header {
+            headers.insert("keep-alive", h.parse().unwrap());
+        }
+        agent.keep_decision(&headers, false)
+    }
+
+    #[test]
+    fn keep_alive_hint_follows_node() {
+        // Node v20.20 (reference §3.2): agent timeout 10000.
+        assert_eq!(keep(Some(10_000), Some("timeout=1")), (false, None));
+        assert_eq!(
+            keep(Some(10_000), Some("timeout=2")),
+            (true, Some(Duration::from_millis(1000)))
+        );
+        assert_eq!(
+            keep(Some(10_000), Some("timeout=5")),
+            (true, Some(Duration::from_millis(4000)))
+        );
+        assert_eq!(
+            keep(Some(10_000), None),
+            (true, Some(Duration::from_millis(10_000)))
+        );
+        // Without an agent timeout the hint is ignored.
+        assert_eq!(keep(None, Some("timeout=1")), (true, None));
+    }
+}
