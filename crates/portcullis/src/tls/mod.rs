@@ -3,6 +3,7 @@
 //! This module knows nothing of HTTP.
 
 mod client;
+pub mod danger;
 mod identity;
 mod keyfile;
 mod keylog;
