@@ -205,11 +205,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    let now = Instant::now();
-                    this.last_io = now;
+                    this.note_activity();
                     if !this.http2 && this.conn.phase() == Phase::Idle {
                         // The first byte of the next request: Node's on_message_begin.
-                        this.request_start = now;
+                        this.request_start = Instant::now();
                         this.conn.set_phase(Phase::Head);
                     }
                 }
@@ -235,27 +234,45 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
     }
 }
 
+impl<T: AsyncRead + AsyncWrite + Unpin> TimedIo<T> {
+    /// One write through `write`, noting activity and checking deadlines while it waits.
+    fn poll_write_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if self.ending.is_some() {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        match write(Pin::new(&mut self.inner), cx) {
+            Poll::Ready(Ok(n)) => {
+                self.note_activity();
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                ready!(self.poll_expiry(cx));
+                Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
+            }
+            other => other,
+        }
+    }
+
+    /// Only the inactivity timeout needs the time of each read and write.
+    fn note_activity(&mut self) {
+        if !self.timeouts.inactivity.is_zero() {
+            self.last_io = Instant::now();
+        }
+    }
+}
+
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.ending.is_some() {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        }
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                this.last_io = Instant::now();
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending => {
-                ready!(this.poll_expiry(cx));
-                Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
-            }
-            other => other,
-        }
+        self.get_mut()
+            .poll_write_with(cx, |inner, cx| inner.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -263,21 +280,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.ending.is_some() {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        }
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                this.last_io = Instant::now();
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending => {
-                ready!(this.poll_expiry(cx));
-                Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
-            }
-            other => other,
-        }
+        self.get_mut()
+            .poll_write_with(cx, |inner, cx| inner.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
