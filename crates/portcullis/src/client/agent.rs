@@ -10,8 +10,8 @@ use std::time::Duration;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST};
 use http::{Method, Request};
 
-use super::connect::{self, Conn, ConnectOptions, Sender, SessionCaches, Target};
-use super::pool::{Grant, Limits, Pool};
+use super::connect::{self, ConnectOptions, Sender, SessionCaches, Target};
+use super::pool::{Limits, Pool};
 use super::proxy::Proxy;
 use super::request::{RequestBody, RequestBuilder};
 use super::response::{Response, ResponseBody, DEFAULT_BODY_LIMIT};
@@ -230,35 +230,6 @@ impl AgentBuilder {
     }
 }
 
-/// A socket taken from the pool for one request; given back (or closed) when the response
-/// body ends or is dropped.
-#[derive(Debug)]
-pub(crate) struct Lease {
-    pool: Arc<Pool>,
-    key: String,
-    conn: Option<Conn>,
-    keep: bool,
-    idle: Option<Duration>,
-}
-
-impl Lease {
-    /// Gives the socket back: kept for reuse when `complete` and keep-alive allows.
-    pub(crate) fn release(mut self, complete: bool) {
-        if let Some(conn) = self.conn.take() {
-            self.pool
-                .release(&self.key, conn, complete && self.keep, self.idle);
-        }
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool.release(&self.key, conn, false, None);
-        }
-    }
-}
-
 impl Agent {
     /// Starts configuring an agent.
     pub fn builder() -> AgentBuilder {
@@ -361,30 +332,21 @@ impl Agent {
             None
         };
 
-        let pool = &self.inner.pool;
-        let (conn, reused) = match pool.checkout(&key).await {
-            Grant::Reuse(conn) => (conn, true),
-            Grant::Create => {
-                let made = match &config {
-                    Some(config) => {
-                        connect::connect(&target, &connect, config, &self.inner.sessions, &key)
-                            .await
-                    }
-                    None => connect::connect_plain(&target, &connect).await,
-                };
-                match made {
-                    Ok(conn) => {
-                        if conn.is_http2() {
-                            pool.share_h2(&key, &conn);
-                        }
-                        (conn, false)
-                    }
-                    Err(e) => {
-                        pool.discard(&key);
-                        return Err(e);
-                    }
+        // The lease holds this request's place in the pool from here on: whatever ends the
+        // request early (an error, a timeout, an abort) gives the place back.
+        let mut lease = self.inner.pool.checkout(&key).await;
+        let reused = lease.conn().is_some();
+        if !reused {
+            let conn = match &config {
+                Some(config) => {
+                    connect::connect(&target, &connect, config, &self.inner.sessions, &key).await?
                 }
-            }
+                None => connect::connect_plain(&target, &connect).await?,
+            };
+            lease.attach(conn);
+        }
+        let Some(conn) = lease.conn_mut() else {
+            unreachable!("a connection was attached above");
         };
 
         let mut builder = Request::builder().method(req.method.clone());
@@ -435,7 +397,6 @@ impl Agent {
 
         let tls = conn.tls.clone();
         let peer = conn.peer;
-        let mut conn = conn;
         let sent = match &mut conn.sender {
             Sender::H1(s) => match s.ready().await {
                 Ok(()) => s.send_request(request).await,
@@ -449,7 +410,7 @@ impl Agent {
         let response = match sent {
             Ok(r) => r,
             Err(e) => {
-                pool.release(&key, conn, false, None);
+                lease.release(false);
                 return Err(Error::new(Kind::Http, format!("socket hang up: {e}"))
                     .with_code("ECONNRESET")
                     .with_source(e));
@@ -457,13 +418,7 @@ impl Agent {
         };
         let (parts, body) = response.into_parts();
         let (keep, idle) = self.keep_decision(&parts.headers, h2);
-        let lease = Lease {
-            pool: pool.clone(),
-            key,
-            conn: Some(conn),
-            keep,
-            idle,
-        };
+        lease.set_keep(keep, idle);
         let lease = if hyper::body::Body::is_end_stream(&body) {
             lease.release(true);
             None
@@ -499,29 +454,23 @@ impl Agent {
         if closing {
             return (false, None);
         }
+        // Node reads the hint with /^timeout=(\d+)/ and keeps N·1000 − 1000 ms of it: a hint
+        // of 1 s or less means "do not reuse", whatever the agent's own timeout.
         let hint = headers
             .get("keep-alive")
             .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("timeout="))
             .and_then(|v| {
-                v.split(',').find_map(|part| {
-                    let (k, val) = part.split_once('=')?;
-                    k.trim()
-                        .eq_ignore_ascii_case("timeout")
-                        .then(|| val.trim().parse::<i64>().ok())
-                        .flatten()
-                })
+                let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+                v[..digits].parse::<u64>().ok()
             });
-        match (self.inner.timeout, hint) {
-            (Some(agent), Some(hint)) => {
-                let hint_ms = hint * 1000 - 1000;
-                if hint_ms <= 0 {
-                    (false, None)
-                } else {
-                    let hint = Duration::from_millis(hint_ms as u64);
-                    (true, Some(agent.min(hint)))
-                }
+        match hint.map(|n| n.saturating_mul(1000).saturating_sub(1000)) {
+            Some(0) => (false, None),
+            Some(hint_ms) => {
+                let hint = Duration::from_millis(hint_ms);
+                (true, self.inner.timeout.map(|agent| agent.min(hint)))
             }
-            (agent, _) => (true, agent),
+            None => (true, self.inner.timeout),
         }
     }
 }
@@ -559,7 +508,16 @@ mod tests {
             keep(Some(10_000), None),
             (true, Some(Duration::from_millis(10_000)))
         );
-        // Without an agent timeout the hint is ignored.
-        assert_eq!(keep(None, Some("timeout=1")), (true, None));
+        // Without an agent timeout a usable hint is ignored, but 1 s still means "do not
+        // reuse" (checked against Node v20.20.2's keepSocketAlive).
+        assert_eq!(keep(None, Some("timeout=5")), (true, None));
+        assert_eq!(keep(None, Some("timeout=1")), (false, None));
+        assert_eq!(keep(None, Some("timeout=0")), (false, None));
+        // Node's /^timeout=(\d+)/: only a leading timeout counts.
+        assert_eq!(keep(None, Some("max=5, timeout=1")), (true, None));
+        assert_eq!(
+            keep(Some(10_000), Some("timeout=3, max=100")),
+            (true, Some(Duration::from_millis(2000)))
+        );
     }
 }

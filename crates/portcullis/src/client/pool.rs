@@ -1,6 +1,10 @@
 //! The agent's socket pool, keyed like Node's `getName`: at most `max_sockets` per key and
 //! `max_total_sockets` overall, requests beyond that queued in order, free sockets taken LIFO
 //! or FIFO, at most `max_free_sockets` kept per key, each closed after its idle timeout.
+//!
+//! Every request holds a [`Lease`] from [`Pool::checkout`] until its response ends. The lease
+//! owns the request's place in the counts, so a request dropped at any await point (a timeout,
+//! an abort, a failed connect) gives its place back instead of leaking it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -20,22 +24,20 @@ pub(crate) struct Limits {
     pub(crate) scheduling: Scheduling,
 }
 
-/// What a request gets from the pool.
-#[derive(Debug)]
-pub(crate) enum Grant {
-    /// A free socket, reused.
-    Reuse(Conn),
-    /// Room for a new socket, which the caller opens (and must give back or discard).
-    Create,
-}
-
 #[derive(Debug, Default)]
 struct Host {
     free: VecDeque<(u64, Conn)>,
+    /// Sockets carrying a request, or being opened for one.
     busy: usize,
-    waiting: VecDeque<oneshot::Sender<Grant>>,
-    /// A shared HTTP/2 connection, if one is open.
+    waiting: VecDeque<oneshot::Sender<Lease>>,
+    /// A shared HTTP/2 connection, if one is open (counted in `total`, not in `busy`).
     h2: Option<Conn>,
+}
+
+impl Host {
+    fn sockets(&self) -> usize {
+        self.busy + self.free.len() + usize::from(self.h2.is_some())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +54,82 @@ pub(crate) struct Pool {
     me: Weak<Pool>,
 }
 
+/// A request's hold on the pool: a socket (reused or just opened), or the right to open one.
+/// Given back with [`Lease::release`] when the response ends; dropped, it closes its socket
+/// and frees its place.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pool: Arc<Pool>,
+    key: String,
+    conn: Option<Conn>,
+    /// Holds one of the pool's places (a busy socket). False for a request on a shared
+    /// HTTP/2 connection, which holds none.
+    counted: bool,
+    /// May the socket be pooled after the response, and for how long.
+    keep: bool,
+    idle: Option<Duration>,
+}
+
+impl Lease {
+    /// The socket, once there is one.
+    pub(crate) fn conn(&self) -> Option<&Conn> {
+        self.conn.as_ref()
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> Option<&mut Conn> {
+        self.conn.as_mut()
+    }
+
+    /// Installs the socket just opened for this lease. An HTTP/2 connection becomes the
+    /// origin's shared connection: queued requests get it at once, and this request stops
+    /// holding a place of its own.
+    pub(crate) fn attach(&mut self, conn: Conn) {
+        if conn.is_http2() && self.counted {
+            self.pool.share_h2(&self.key, &conn);
+            self.counted = false;
+        }
+        self.conn = Some(conn);
+    }
+
+    /// What to do with the socket when the response ends.
+    pub(crate) fn set_keep(&mut self, keep: bool, idle: Option<Duration>) {
+        self.keep = keep;
+        self.idle = idle;
+    }
+
+    /// Gives the socket back: kept for reuse when `complete` and keep-alive allows it.
+    pub(crate) fn release(mut self, complete: bool) {
+        if !self.counted {
+            return;
+        }
+        self.counted = false;
+        match self.conn.take() {
+            Some(conn) => self
+                .pool
+                .release(&self.key, conn, complete && self.keep, self.idle),
+            None => self.pool.discard(&self.key),
+        }
+    }
+
+    /// Takes the socket out without touching the counts (the caller fixed them).
+    fn disarm(mut self) -> Option<Conn> {
+        self.counted = false;
+        self.conn.take()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
+        match self.conn.take() {
+            Some(conn) => self.pool.release(&self.key, conn, false, None),
+            None => self.pool.discard(&self.key),
+        }
+    }
+}
+
 impl Pool {
     pub(crate) fn new(limits: Limits) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
@@ -65,19 +143,34 @@ impl Pool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A free socket for `key`, room for a new one, or a place in the queue.
-    pub(crate) async fn checkout(&self, key: &str) -> Grant {
+    fn lease(&self, key: &str, conn: Option<Conn>, counted: bool) -> Lease {
+        Lease {
+            // `self` is always inside the Arc made by `new`, and a method call keeps it alive.
+            pool: self.me.upgrade().expect("the pool is alive while in use"),
+            key: key.to_owned(),
+            conn,
+            counted,
+            keep: false,
+            idle: None,
+        }
+    }
+
+    /// A free socket for `key`, the shared HTTP/2 connection, room for a new socket (a lease
+    /// without a connection: the caller opens one and [`attaches`](Lease::attach) it), or a
+    /// place in the queue until one of those is available.
+    pub(crate) async fn checkout(&self, key: &str) -> Lease {
         let rx = {
             let mut state = self.lock();
             let state = &mut *state;
             let host = state.hosts.entry(key.to_owned()).or_default();
-            if let Some(h2) = host
-                .h2
-                .as_ref()
-                .filter(|c| !c.is_closed())
-                .and_then(Conn::share)
-            {
-                return Grant::Reuse(h2);
+            if let Some(h2) = &host.h2 {
+                match h2.share() {
+                    Some(shared) if !h2.is_closed() => return self.lease(key, Some(shared), false),
+                    _ => {
+                        host.h2 = None;
+                        state.total -= 1;
+                    }
+                }
             }
             loop {
                 let next = match self.limits.scheduling {
@@ -88,66 +181,82 @@ impl Pool {
                     Some((_, conn)) if conn.is_closed() => state.total -= 1,
                     Some((_, conn)) => {
                         host.busy += 1;
-                        return Grant::Reuse(conn);
+                        return self.lease(key, Some(conn), true);
                     }
                     None => break,
                 }
             }
-            if host.busy + host.free.len() < self.limits.max_sockets
+            if host.sockets() < self.limits.max_sockets
                 && state.total < self.limits.max_total_sockets
             {
                 host.busy += 1;
                 state.total += 1;
-                return Grant::Create;
+                return self.lease(key, None, true);
             }
             let (tx, rx) = oneshot::channel();
             host.waiting.push_back(tx);
             rx
         };
-        // The pool outlives every request it serves; a dropped sender means the agent is gone.
-        rx.await.unwrap_or(Grant::Create)
-    }
-
-    /// Keeps an HTTP/2 connection for sharing; its slot is given back.
-    pub(crate) fn share_h2(&self, key: &str, conn: &Conn) {
-        let mut state = self.lock();
-        let state = &mut *state;
-        if let Some(host) = state.hosts.get_mut(key) {
-            host.h2 = conn.share();
+        match rx.await {
+            Ok(lease) => lease,
+            // Senders are only dropped after a send; should one vanish, open a socket.
+            Err(_) => {
+                {
+                    let mut state = self.lock();
+                    state.hosts.entry(key.to_owned()).or_default().busy += 1;
+                    state.total += 1;
+                }
+                self.lease(key, None, true)
+            }
         }
     }
 
-    /// Gives a socket back after its response: to the first queued request, to the free list
-    /// (for at most `idle` when given), or closed.
-    pub(crate) fn release(&self, key: &str, conn: Conn, keep: bool, idle: Option<Duration>) {
+    /// Makes `conn` the origin's shared HTTP/2 connection: the place of the request that opened
+    /// it becomes the connection's, and every queued request gets a handle on it.
+    fn share_h2(&self, key: &str, conn: &Conn) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let (Some(host), Some(shared)) = (state.hosts.get_mut(key), conn.share()) else {
+            return;
+        };
+        host.busy = host.busy.saturating_sub(1);
+        if host.h2.replace(shared).is_some() {
+            // Two requests raced to open one; the older connection ends with its requests.
+            state.total = state.total.saturating_sub(1);
+        }
+        while let Some(waiter) = host.waiting.pop_front() {
+            if let Err(lease) = waiter.send(self.lease(key, conn.share(), false)) {
+                drop(lease.disarm());
+            }
+        }
+    }
+
+    /// Gives a counted socket back after its response: to the first queued request, to the
+    /// free list (for at most `idle` when given), or closed.
+    fn release(&self, key: &str, conn: Conn, keep: bool, idle: Option<Duration>) {
         let mut state = self.lock();
         let state = &mut *state;
         let Some(host) = state.hosts.get_mut(key) else {
             return;
         };
-        if conn.is_http2() {
-            // Shared connections do not hold a per-request slot beyond the request.
-            host.busy = host.busy.saturating_sub(1);
-            state.total = state.total.saturating_sub(1);
-            Self::wake_one(host, &mut state.total, self.limits);
-            return;
-        }
         host.busy = host.busy.saturating_sub(1);
         if !keep || conn.is_closed() {
             state.total = state.total.saturating_sub(1);
-            Self::wake_one(host, &mut state.total, self.limits);
+            self.wake_one(key, host, &mut state.total);
             return;
         }
         let mut conn = conn;
         while let Some(waiter) = host.waiting.pop_front() {
             host.busy += 1;
-            match waiter.send(Grant::Reuse(conn)) {
+            match waiter.send(self.lease(key, Some(conn), true)) {
                 Ok(()) => return,
-                Err(Grant::Reuse(back)) => {
+                Err(lease) => {
                     host.busy -= 1;
-                    conn = back;
+                    match lease.disarm() {
+                        Some(back) => conn = back,
+                        None => unreachable!("the lease was made with the connection"),
+                    }
                 }
-                Err(Grant::Create) => unreachable!("we sent Reuse"),
             }
         }
         if host.free.len() >= self.limits.max_free_sockets {
@@ -169,34 +278,38 @@ impl Pool {
         }
     }
 
-    /// Gives back the slot of a socket that was never made (connect failed).
-    pub(crate) fn discard(&self, key: &str) {
+    /// Gives back the place of a socket that was never made (connect failed or the request
+    /// was dropped before it connected).
+    fn discard(&self, key: &str) {
         let mut state = self.lock();
         let state = &mut *state;
         state.total = state.total.saturating_sub(1);
         if let Some(host) = state.hosts.get_mut(key) {
             host.busy = host.busy.saturating_sub(1);
-            Self::wake_one(host, &mut state.total, self.limits);
+            self.wake_one(key, host, &mut state.total);
         }
     }
 
     /// Hands the first queued request room for a new socket, if the limits allow.
-    fn wake_one(host: &mut Host, total: &mut usize, limits: Limits) {
-        while host.busy + host.free.len() < limits.max_sockets && *total < limits.max_total_sockets
-        {
+    fn wake_one(&self, key: &str, host: &mut Host, total: &mut usize) {
+        while host.sockets() < self.limits.max_sockets && *total < self.limits.max_total_sockets {
             let Some(waiter) = host.waiting.pop_front() else {
                 return;
             };
             host.busy += 1;
             *total += 1;
-            if waiter.send(Grant::Create).is_ok() {
-                return;
+            match waiter.send(self.lease(key, None, true)) {
+                Ok(()) => return,
+                Err(lease) => {
+                    drop(lease.disarm());
+                    host.busy -= 1;
+                    *total -= 1;
+                }
             }
-            host.busy -= 1;
-            *total -= 1;
         }
     }
 
+    /// Closes a free socket whose idle time is up (if it is still free).
     fn expire(&self, key: &str, id: u64) {
         let mut state = self.lock();
         let state = &mut *state;

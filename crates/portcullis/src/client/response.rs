@@ -11,7 +11,7 @@ use http::{HeaderMap, StatusCode, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use super::agent::Lease;
+use super::pool::Lease;
 use crate::error::{Error, Kind, Result};
 use crate::tls::PeerCertificate;
 
