@@ -333,7 +333,13 @@ fn tls_error(e: io::Error) -> Error {
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
         if let Some(ours) = verifier_error(rustls_error) {
-            return ours.duplicate();
+            // The verifier's error, with its detail (the source is not Clone: keep its text).
+            let detail = std::error::Error::source(ours).map(|s| s.to_string());
+            let copy = ours.duplicate();
+            return match detail {
+                Some(detail) => copy.with_source(detail),
+                None => copy,
+            };
         }
         let code = match rustls_error {
             rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion)

@@ -15,8 +15,12 @@ use super::verify::node_code;
 use super::{Identity, KeyLog, PeerCertificate};
 use crate::error::{Error, Kind, Result};
 
-/// Node's `checkServerIdentity(host, cert)`: runs after the chain verified; an `Err` fails the
-/// handshake with that error. Receives the host name checked and the whole chain, leaf first.
+/// Node's `checkServerIdentity(host, cert)`: runs after the chain verified, and not on a
+/// resumed session; an `Err` fails the handshake with that error (make one with
+/// [`Error::server_identity`]). Receives the host name checked (the servername, else the URL's
+/// host) and the chain as Node's `issuerCertificate` links walk it: the leaf, its issuers
+/// among the certificates the server sent, then the trusted CA when it is one given with
+/// `ca`/`add_ca` (a root from the bundled or OS store is not included).
 pub type CheckServerIdentity = Arc<dyn Fn(&str, &[PeerCertificate]) -> Result<()> + Send + Sync>;
 
 /// Which roots verify servers.
@@ -45,7 +49,8 @@ pub struct ClientTlsOptions {
     pub(crate) ciphers: Option<String>,
     pub(crate) check_server_identity: Option<CheckServerIdentity>,
     pub(crate) reject_unauthorized: bool,
-    pub(crate) keylog: Option<KeyLog>,
+    /// The key log sink, and a number telling sinks apart in the pool key.
+    pub(crate) keylog: Option<(KeyLog, u64)>,
 }
 
 impl fmt::Debug for ClientTlsOptions {
@@ -141,7 +146,9 @@ impl ClientTlsOptions {
 
     /// Key log lines for this client's connections (Node's agent `'keylog'` event).
     pub fn keylog(mut self, keylog: KeyLog) -> Self {
-        self.keylog = Some(keylog);
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.keylog = Some((keylog, id));
         self
     }
 
@@ -173,6 +180,11 @@ impl ClientTlsOptions {
         }
         if let Some(check) = &self.check_server_identity {
             let _ = write!(key, ":{:p}", Arc::as_ptr(check) as *const ());
+        }
+        // A connection logs keys to the sink of the config that made it, so another sink needs
+        // another config (and other sockets).
+        if let Some((_, id)) = &self.keylog {
+            let _ = write!(key, ":keylog {id}");
         }
         key
     }
@@ -224,6 +236,7 @@ impl ClientTlsOptions {
             inner: webpki,
             check: self.check_server_identity.clone(),
             reject_unauthorized: self.reject_unauthorized,
+            anchors: self.ca.clone(),
         });
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&versions)
@@ -234,12 +247,21 @@ impl ClientTlsOptions {
             Some(id) => builder.with_client_cert_resolver(Arc::new(ClientIdentity(id.key.clone()))),
             None => builder.with_no_client_auth(),
         };
-        if let Some(keylog) = &self.keylog {
+        if let Some((keylog, _)) = &self.keylog {
             config.key_log = keylog.clone().into_rustls();
         } else if let Ok(Some(keylog)) = KeyLog::from_env() {
             config.key_log = keylog.into_rustls();
         }
         Ok(config)
+    }
+}
+
+impl Error {
+    /// An error for a [`ClientTlsOptions::check_server_identity`] callback to return (Node's
+    /// `return new Error(msg)`): it fails the handshake, and the request fails with it, as a
+    /// TLS error whose [`code`](Error::code) is `code` (for example `"ERR_TLS_PIN_MISMATCH"`).
+    pub fn server_identity(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Kind::Tls, message).with_code(code)
     }
 }
 
@@ -251,45 +273,163 @@ fn short_hash(der: &[u8]) -> String {
         .collect()
 }
 
-/// Node's default `tls.checkServerIdentity(host, cert)`: the leaf must be valid for `host`
-/// (DNS SANs with wildcards, or an IP SAN for an IP literal).
+/// Node's default `tls.checkServerIdentity(host, cert)`, rule for rule (Node v20's `tls.js`):
+///
+/// - an IP literal must equal one of the leaf's `IP Address` SANs (`::1` equals
+///   `0:0:0:0:0:0:0:1`); the CN and DNS SANs never match an IP;
+/// - a name is checked against the `DNS` SANs when there are any, else against the subject CN
+///   (IP or URI SANs do not stop that fallback);
+/// - matching ignores ASCII case and one trailing dot; a `*` stands for part or all of the
+///   first label only (`*.a.com`, `b*.a.com`), never in a name of two labels or fewer, and
+///   never in an `xn--` label.
 ///
 /// # Errors
-/// `ERR_TLS_CERT_ALTNAME_INVALID`, with Node's message naming the host and the altnames.
+/// `ERR_TLS_CERT_ALTNAME_INVALID`, with Node's message: `Hostname/IP does not match
+/// certificate's altnames: Host: <host>. is not in the cert's altnames: <SANs>` (or `is not
+/// cert's CN: <cn>`, `IP: <ip> is not in the cert's list: <ips>`, `Cert does not contain a DNS
+/// name`).
 pub fn check_server_identity(host: &str, chain: &[PeerCertificate]) -> Result<()> {
     let Some(leaf) = chain.first() else {
-        return Err(Error::new(Kind::Tls, "the server sent no certificate")
-            .with_code("ERR_TLS_CERT_ALTNAME_INVALID"));
+        return Err(altname_invalid("Cert does not contain a DNS name"));
     };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = host.strip_suffix('.').unwrap_or(host);
-    let bracketless = host.trim_start_matches('[').trim_end_matches(']');
-    let name = ServerName::try_from(bracketless.to_owned())
-        .map_err(|_| altname_error(host, leaf, bracketless.parse::<std::net::IpAddr>().is_ok()))?;
-    let der = leaf.der();
-    let cert = webpki::EndEntityCert::try_from(&der)
-        .map_err(|e| Error::new(Kind::Tls, format!("unparsable certificate: {e}")))?;
-    cert.verify_is_valid_for_subject_name(&name)
-        .map_err(|_| altname_error(host, leaf, matches!(name, ServerName::IpAddress(_))))
+    let altnames = leaf.subjectaltname().unwrap_or("");
+    let mut dns = Vec::new();
+    let mut ips = Vec::new();
+    for name in split_altnames(altnames) {
+        if let Some(d) = name.strip_prefix("DNS:") {
+            dns.push(d.to_owned());
+        } else if let Some(ip) = name.strip_prefix("IP Address:") {
+            ips.push(ip.parse::<std::net::IpAddr>().ok());
+        }
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        if ips.contains(&Some(ip)) {
+            return Ok(());
+        }
+        let list: Vec<String> = ips
+            .iter()
+            .map(|ip| ip.map(|ip| ip.to_string()).unwrap_or_default())
+            .collect();
+        return Err(altname_invalid(&format!(
+            "IP: {host} is not in the cert's list: {}",
+            list.join(", ")
+        )));
+    }
+    let cns: Vec<&str> = leaf.subject().get_all("CN").collect();
+    if !dns.is_empty() {
+        if dns.iter().any(|pattern| host_matches(host, pattern)) {
+            return Ok(());
+        }
+        return Err(altname_invalid(&format!(
+            "Host: {host}. is not in the cert's altnames: {altnames}"
+        )));
+    }
+    if !cns.is_empty() {
+        if cns.iter().any(|pattern| host_matches(host, pattern)) {
+            return Ok(());
+        }
+        return Err(altname_invalid(&format!(
+            "Host: {host}. is not cert's CN: {}",
+            cns.join(",")
+        )));
+    }
+    Err(altname_invalid("Cert does not contain a DNS name"))
 }
 
-fn altname_error(host: &str, leaf: &PeerCertificate, ip: bool) -> Error {
-    let sans = leaf.subjectaltname().unwrap_or("");
-    let reason = if ip {
-        let ips: Vec<&str> = sans
-            .split(", ")
-            .filter_map(|s| s.strip_prefix("IP Address:"))
-            .collect();
-        format!("IP: {host} is not in the cert's list: {}", ips.join(", "))
-    } else if sans.is_empty() {
-        "Cert does not contain a DNS name".to_owned()
-    } else {
-        format!("Host: {host}. is not in the cert's altnames: {sans}")
-    };
+fn altname_invalid(reason: &str) -> Error {
     Error::new(
         Kind::Tls,
         format!("Hostname/IP does not match certificate's altnames: {reason}"),
     )
     .with_code("ERR_TLS_CERT_ALTNAME_INVALID")
+}
+
+/// Node's `check(hostParts, pattern, wildcards = true)`.
+fn host_matches(host: &str, pattern: &str) -> bool {
+    let split = |s: &str| -> Vec<String> {
+        s.strip_suffix('.')
+            .unwrap_or(s)
+            .split('.')
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    if pattern.is_empty() {
+        return false;
+    }
+    let host = split(host);
+    let pattern = split(pattern);
+    if host.len() != pattern.len()
+        || pattern.iter().any(String::is_empty)
+        || pattern
+            .iter()
+            .any(|label| label.chars().any(|c| !('\u{21}'..='\u{7f}').contains(&c)))
+    {
+        return false;
+    }
+    if host[1..] != pattern[1..] {
+        return false;
+    }
+    let (first, wanted) = (&host[0], &pattern[0]);
+    let parts: Vec<&str> = wanted.splitn(3, '*').collect();
+    if parts.len() == 1 || wanted.contains("xn--") {
+        return first == wanted;
+    }
+    if parts.len() > 2 || pattern.len() <= 2 {
+        return false;
+    }
+    let (prefix, suffix) = (parts[0], parts[1]);
+    prefix.len() + suffix.len() <= first.len()
+        && first.starts_with(prefix)
+        && first.ends_with(suffix)
+}
+
+/// Splits Node's `subjectaltname` string on `", "`, keeping JSON-quoted values (which may
+/// hold `", "`) whole and unquoting them, as Node's `splitEscapedAltNames` does.
+fn split_altnames(altnames: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = altnames.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                // A JSON string: read to the closing quote, decoding escapes.
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next() {
+                            Some('u') => {
+                                let hex: String = chars.by_ref().take(4).collect();
+                                if let Some(c) =
+                                    u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
+                                {
+                                    current.push(c);
+                                }
+                            }
+                            Some('n') => current.push('\n'),
+                            Some('t') => current.push('\t'),
+                            Some('r') => current.push('\r'),
+                            Some('b') => current.push('\u{8}'),
+                            Some('f') => current.push('\u{c}'),
+                            Some(other) => current.push(other),
+                            None => {}
+                        },
+                        other => current.push(other),
+                    }
+                }
+            }
+            ',' if chars.peek() == Some(&' ') => {
+                chars.next();
+                out.push(std::mem::take(&mut current));
+            }
+            other => current.push(other),
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
 /// A set of `pin-sha256` values (base64 SHA-256 of a certificate's SubjectPublicKeyInfo, as
@@ -357,6 +497,9 @@ struct NodeVerifier {
     inner: Arc<WebPkiServerVerifier>,
     check: Option<CheckServerIdentity>,
     reject_unauthorized: bool,
+    /// The CAs given (`ca`, `add_ca`): where the chain walk shown to a custom check finds the
+    /// trusted root, as Node's `issuerCertificate` chain does.
+    anchors: Vec<CertificateDer<'static>>,
 }
 
 impl fmt::Debug for NodeVerifier {
@@ -372,6 +515,70 @@ fn rejected(error: Error) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(error))))
 }
 
+/// OpenSSL's text for a verification code, which Node uses as the error message.
+fn openssl_message(code: &str) -> &'static str {
+    match code {
+        "CERT_HAS_EXPIRED" => "certificate has expired",
+        "CERT_NOT_YET_VALID" => "certificate is not yet valid",
+        "DEPTH_ZERO_SELF_SIGNED_CERT" => "self-signed certificate",
+        "SELF_SIGNED_CERT_IN_CHAIN" => "self-signed certificate in certificate chain",
+        "UNABLE_TO_VERIFY_LEAF_SIGNATURE" => "unable to verify the first certificate",
+        "UNABLE_TO_GET_ISSUER_CERT_LOCALLY" => "unable to get local issuer certificate",
+        "CERT_REVOKED" => "certificate revoked",
+        "CERT_SIGNATURE_FAILURE" => "certificate signature failure",
+        "INVALID_PURPOSE" => "unsupported certificate purpose",
+        "UNABLE_TO_GET_CRL" => "unable to get certificate CRL",
+        "CRL_HAS_EXPIRED" => "CRL has expired",
+        "UNHANDLED_CRITICAL_EXTENSION" => "unhandled critical extension",
+        _ => "certificate rejected",
+    }
+}
+
+/// The chain as Node's `getPeerCertificate(true)` walks it through `issuerCertificate`: the
+/// leaf, then each issuer found among the certificates the server sent (in whatever order it
+/// sent them), then the trusted CA from `anchors`, ending at a self-issued certificate or
+/// where no issuer is known. Certificates the server sent off the path are left out.
+fn node_chain(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    anchors: &[CertificateDer<'static>],
+) -> Result<Vec<PeerCertificate>> {
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    /// A certificate's raw subject and issuer names.
+    type Names = (Vec<u8>, Vec<u8>);
+    let names = |der: &CertificateDer<'_>| -> Option<Names> {
+        let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
+        Some((
+            cert.tbs_certificate.subject.as_raw().to_vec(),
+            cert.tbs_certificate.issuer.as_raw().to_vec(),
+        ))
+    };
+    let mut chain = vec![PeerCertificate::from_der(end_entity)?];
+    let Some(mut current) = names(end_entity) else {
+        return Ok(chain);
+    };
+    let candidates: Vec<(&CertificateDer<'_>, Option<Names>)> = intermediates
+        .iter()
+        .chain(anchors.iter())
+        .map(|der| (der, names(der)))
+        .collect();
+    let mut used = vec![false; candidates.len()];
+    while current.0 != current.1 {
+        // The server's certificates come first in `candidates`, so they win over anchors.
+        let next = candidates
+            .iter()
+            .enumerate()
+            .find(|(i, (_, n))| !used[*i] && n.as_ref().is_some_and(|(s, _)| *s == current.1));
+        let Some((i, (der, Some(name)))) = next else {
+            break;
+        };
+        used[i] = true;
+        chain.push(PeerCertificate::from_der(der)?);
+        current = name.clone();
+    }
+    Ok(chain)
+}
+
 impl ServerCertVerifier for NodeVerifier {
     fn verify_server_cert(
         &self,
@@ -384,51 +591,43 @@ impl ServerCertVerifier for NodeVerifier {
         if !self.reject_unauthorized {
             return Ok(ServerCertVerified::assertion());
         }
-        let name_mismatch = match self.inner.verify_server_cert(
+        // The chain first (Node: chain errors win over name errors). webpki checks the name
+        // only once the chain verified, so a name error means the chain is good; the name is
+        // then judged by Node's rules, not webpki's.
+        match self.inner.verify_server_cert(
             end_entity,
             intermediates,
             server_name,
             ocsp_response,
             now,
         ) {
-            Ok(_) => false,
-            Err(rustls::Error::InvalidCertificate(
+            Ok(_)
+            | Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => true,
+            )) => {}
             Err(e) => {
                 let mut chain = vec![end_entity.clone().into_owned()];
                 chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
                 let code = node_code(&e, &chain);
                 return Err(rejected(
-                    Error::new(Kind::Tls, format!("certificate verification failed: {e}"))
-                        .with_code(code),
+                    Error::new(Kind::Tls, openssl_message(code))
+                        .with_code(code)
+                        .with_source(e.to_string()),
                 ));
             }
-        };
+        }
         let host = match server_name {
             ServerName::DnsName(name) => name.as_ref().to_owned(),
             ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
             _ => String::new(),
         };
+        let chain = node_chain(end_entity, intermediates, &self.anchors).map_err(rejected)?;
         match &self.check {
-            None if name_mismatch => {
-                let leaf = PeerCertificate::from_der(end_entity).map_err(rejected)?;
-                Err(rejected(altname_error(
-                    &host,
-                    &leaf,
-                    matches!(server_name, ServerName::IpAddress(_)),
-                )))
-            }
-            None => Ok(ServerCertVerified::assertion()),
-            Some(check) => {
-                let mut chain = vec![PeerCertificate::from_der(end_entity).map_err(rejected)?];
-                for c in intermediates {
-                    chain.push(PeerCertificate::from_der(c).map_err(rejected)?);
-                }
-                check(&host, &chain).map_err(rejected)?;
-                Ok(ServerCertVerified::assertion())
-            }
+            None => check_server_identity(&host, &chain),
+            Some(check) => check(&host, &chain),
         }
+        .map_err(rejected)?;
+        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -479,5 +678,180 @@ pub(crate) fn verifier_error(err: &rustls::Error) -> Option<&Error> {
             other.0.downcast_ref::<Error>()
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
+
+    use super::*;
+
+    fn cert(cn: &[&str], sans: &[&str]) -> PeerCertificate {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        for cn in cn {
+            params.distinguished_name.push(DnType::CommonName, *cn);
+        }
+        params.subject_alt_names = sans
+            .iter()
+            .map(|san| match san.split_once(':') {
+                Some(("DNS", name)) => SanType::DnsName(name.try_into().unwrap()),
+                Some(("IP", ip)) => SanType::IpAddress(ip.parse().unwrap()),
+                Some(("URI", _)) => SanType::URI(san[4..].try_into().unwrap()),
+                _ => panic!("bad SAN {san}"),
+            })
+            .collect();
+        let key = KeyPair::generate().unwrap();
+        let der = params.self_signed(&key).unwrap().der().clone();
+        PeerCertificate::from_der(&der).unwrap()
+    }
+
+    fn check(host: &str, cert: &PeerCertificate) -> std::result::Result<(), String> {
+        check_server_identity(host, std::slice::from_ref(cert)).map_err(|e| {
+            assert_eq!(e.code(), Some("ERR_TLS_CERT_ALTNAME_INVALID"));
+            e.to_string()
+        })
+    }
+
+    /// The verified cases of Node v20.20.2's `tls.checkServerIdentity` (reference §4.1).
+    #[test]
+    fn check_server_identity_follows_node() {
+        let ok = |host: &str, cn: &[&str], sans: &[&str]| {
+            let c = cert(cn, sans);
+            assert_eq!(
+                check(host, &c),
+                Ok(()),
+                "{host} against CN {cn:?} SAN {sans:?}"
+            );
+        };
+        let fails = |host: &str, cn: &[&str], sans: &[&str], reason: &str| {
+            let c = cert(cn, sans);
+            let err = check(host, &c).expect_err(host);
+            assert_eq!(
+                err,
+                format!("Hostname/IP does not match certificate's altnames: {reason}"),
+                "{host} against CN {cn:?} SAN {sans:?}"
+            );
+        };
+        ok("a.com", &["a.com"], &[]);
+        ok("a.com", &["A.COM"], &[]);
+        ok("a.com", &["a.com."], &[]);
+        ok("a.com.", &["a.com"], &[]);
+        ok("b.a.com", &["*.a.com"], &[]);
+        fails(
+            "b.a.com",
+            &["*.a.com"],
+            &["DNS:omg.com"],
+            "Host: b.a.com. is not in the cert's altnames: DNS:omg.com",
+        );
+        fails(
+            "a.com",
+            &[],
+            &["DNS:*"],
+            "Host: a.com. is not in the cert's altnames: DNS:*",
+        );
+        fails(
+            "a.com",
+            &[],
+            &["DNS:*.com"],
+            "Host: a.com. is not in the cert's altnames: DNS:*.com",
+        );
+        ok("a.co.uk", &[], &["DNS:*.co.uk"]);
+        fails(
+            "a.com",
+            &[],
+            &["DNS:*.a.com"],
+            "Host: a.com. is not in the cert's altnames: DNS:*.a.com",
+        );
+        fails(
+            "c.b.a.com",
+            &[],
+            &["DNS:*.a.com"],
+            "Host: c.b.a.com. is not in the cert's altnames: DNS:*.a.com",
+        );
+        ok("b.a.com", &[], &["DNS:*b.a.com"]);
+        ok("a-cb.a.com", &[], &["DNS:*b.a.com"]);
+        ok("bxx.a.com", &[], &["DNS:b*x.a.com"]);
+        ok("b.a.com", &[], &["DNS:b*.a.com"]);
+        fails(
+            "x.a.com",
+            &[],
+            &["DNS:*.*.com"],
+            "Host: x.a.com. is not in the cert's altnames: DNS:*.*.com",
+        );
+        fails(
+            "xn--a.a.com",
+            &[],
+            &["DNS:xn--*.a.com"],
+            "Host: xn--a.a.com. is not in the cert's altnames: DNS:xn--*.a.com",
+        );
+        fails(
+            "a.b.a.com",
+            &[],
+            &["URI:http://a.b.a.com/"],
+            "Cert does not contain a DNS name",
+        );
+        ok("a.b.a.com", &["a.b.a.com"], &["URI:http://a.b.a.com/"]);
+        ok("a.b.a.com", &["a.b.a.com"], &["IP:127.0.0.1"]);
+        ok("127.0.0.1", &[], &["IP:127.0.0.1"]);
+        fails(
+            "127.0.0.2",
+            &[],
+            &["IP:127.0.0.1"],
+            "IP: 127.0.0.2 is not in the cert's list: 127.0.0.1",
+        );
+        fails(
+            "127.0.0.1",
+            &["127.0.0.1"],
+            &["DNS:127.0.0.1"],
+            "IP: 127.0.0.1 is not in the cert's list: ",
+        );
+        ok("::1", &[], &["IP:0:0:0:0:0:0:0:1"]);
+        ok("[::1]", &[], &["IP:::1"]);
+        fails(
+            "localhost",
+            &["localhost"],
+            &["DNS:a.com"],
+            "Host: localhost. is not in the cert's altnames: DNS:a.com",
+        );
+        fails("localhost", &[], &[], "Cert does not contain a DNS name");
+        fails(
+            "localhost",
+            &["a.com"],
+            &[],
+            "Host: localhost. is not cert's CN: a.com",
+        );
+    }
+
+    #[test]
+    fn altnames_split_like_node() {
+        assert_eq!(
+            split_altnames(r#"DNS:a.com, URI:"http://x/a\u002c b", IP Address:1.2.3.4"#),
+            ["DNS:a.com", "URI:http://x/a, b", "IP Address:1.2.3.4"]
+        );
+        assert!(split_altnames("").is_empty());
+    }
+
+    #[test]
+    fn pin_set_checks_the_host_then_any_pin_in_the_chain() {
+        let leaf = cert(&["localhost"], &["DNS:localhost"]);
+        let other = cert(&["CA"], &[]);
+        let chain = [leaf.clone(), other.clone()];
+        assert!(PinSet::new([other.pin_sha256()])
+            .check("localhost", &chain)
+            .is_ok());
+        assert!(PinSet::new([format!("sha256//{}", leaf.pin_sha256())])
+            .check("localhost", &chain)
+            .is_ok());
+        let err = PinSet::new(["AAAA"])
+            .check("localhost", &chain)
+            .unwrap_err();
+        assert_eq!(err.code(), Some("ERR_TLS_PIN_MISMATCH"));
+        assert!(err.to_string().contains(leaf.pin_sha256()), "{err}");
+        let err = PinSet::new([leaf.pin_sha256()])
+            .check("example.com", &chain)
+            .unwrap_err();
+        assert_eq!(err.code(), Some("ERR_TLS_CERT_ALTNAME_INVALID"));
     }
 }
