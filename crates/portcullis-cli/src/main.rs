@@ -4,6 +4,7 @@
 //! errors), 1 for anything that goes wrong once the server is running.
 
 mod cert;
+mod get;
 mod hello;
 mod log;
 mod proxy;
@@ -39,6 +40,11 @@ enum Command {
     /// PKCS#12), what a certificate file holds, and how to trust the local CA.
     #[command(subcommand)]
     Cert(cert::CertCommand),
+
+    /// Fetch a URL over HTTPS, curl-style (-X, -H, -d, -o, -i, -L, --cacert, --pin, ...),
+    /// with curl's exit codes; -v shows the TLS session and the server's certificate chain
+    /// with each certificate's pin-sha256.
+    Get(Box<get::GetArgs>),
 }
 
 /// The options of `portcullis serve`. Durations take units: `500ms`, `5s`, `2m`; `0s` turns
@@ -170,5 +176,6 @@ fn main() -> ExitCode {
             serve::main(*args)
         }
         Command::Cert(command) => cert::main(command),
+        Command::Get(args) => get::main(*args),
     }
 }
