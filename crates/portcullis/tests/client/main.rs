@@ -1,0 +1,13 @@
+//! End-to-end tests of the HTTPS client (`portcullis::client`) against real servers on
+//! loopback: our own server, nginx, Node, Python and `openssl s_server`, with certificates
+//! made at test time.
+
+mod support;
+
+mod badssl;
+mod errors;
+mod interop;
+mod pinning;
+mod pool;
+mod proxy;
+mod sessions;

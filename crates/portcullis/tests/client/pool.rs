@@ -1,0 +1,321 @@
+//! The agent's pool, observed from the server: connections accepted (`on_connection`), open
+//! (`ServerHandle::connections`) and which one carried a request (`x-conn-id`).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis::client::{AbortController, Agent, Scheduling};
+
+use crate::support::*;
+
+async fn server() -> (Pki, TestServer) {
+    let pki = Pki::new();
+    let server = TestServer::start("127.0.0.1:0", pki.identity(), |b| b).await;
+    (pki, server)
+}
+
+fn keep_alive(pki: &Pki) -> portcullis::client::AgentBuilder {
+    Agent::builder()
+        .no_proxy()
+        .keep_alive(true)
+        .tls(pki.trust())
+}
+
+/// GETs `url`, reads the body, returns the server's connection id for it.
+async fn conn_id(agent: &Agent, url: &str) -> u64 {
+    let res = agent.get(url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let id = res.headers()["x-conn-id"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    res.text().await.unwrap();
+    id
+}
+
+/// Samples `f` every few ms until stopped; returns the largest value seen.
+fn sample_max(
+    stop: Arc<AtomicBool>,
+    f: impl Fn() -> usize + Send + 'static,
+) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let mut max = 0;
+        while !stop.load(Ordering::SeqCst) {
+            max = max.max(f());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        max
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_sequential_keep_alive_requests_use_one_connection() {
+    let (pki, server) = server().await;
+    let agent = keep_alive(&pki).build();
+    let mut ids = HashSet::new();
+    for i in 0..100 {
+        let res = agent.get(&server.url("/")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        // Node's req.reusedSocket: false, then true (P25).
+        assert_eq!(res.reused_socket(), i > 0, "request {i}");
+        assert_eq!(res.headers()["x-req-connection"], "keep-alive");
+        ids.insert(res.headers()["x-conn-id"].to_str().unwrap().to_owned());
+        assert_eq!(res.text().await.unwrap(), "hello world\n");
+    }
+    assert_eq!(server.accepts(), 1);
+    assert_eq!(ids.len(), 1);
+    assert_eq!(agent.sockets(), 1);
+    assert_eq!(server.open(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_keep_alive_agent_closes_each_socket() {
+    let (pki, server) = server().await;
+    let agent = Agent::builder().no_proxy().tls(pki.trust()).build();
+    for _ in 0..3 {
+        let res = agent.get(&server.url("/")).send().await.unwrap();
+        assert!(!res.reused_socket());
+        assert_eq!(res.headers()["x-req-connection"], "close");
+        res.text().await.unwrap();
+    }
+    assert_eq!(server.accepts(), 3);
+    assert_eq!(agent.sockets(), 0);
+    assert!(eventually(Duration::from_secs(2), || server.open() == 0).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_sockets_2_queues_10_concurrent_requests_on_2_connections() {
+    let (pki, server) = server().await;
+    let agent = keep_alive(&pki).max_sockets(2).build();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = server.handle.clone();
+    let server_peak = sample_max(stop.clone(), move || handle.connections().total());
+    let a = agent.clone();
+    let client_peak = sample_max(stop.clone(), move || a.sockets());
+
+    let started = std::time::Instant::now();
+    let url = server.url("/sleep/150");
+    let requests = (0..10).map(|_| {
+        let agent = agent.clone();
+        let url = url.clone();
+        tokio::spawn(async move { conn_id(&agent, &url).await })
+    });
+    let mut ids = HashSet::new();
+    for r in futures_join(requests).await {
+        ids.insert(r);
+    }
+    stop.store(true, Ordering::SeqCst);
+    // 10 requests of 150 ms, two at a time: five rounds.
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.accepts(), 2);
+    assert_eq!(ids.len(), 2);
+    assert_eq!(server_peak.await.unwrap(), 2);
+    assert_eq!(client_peak.await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_sockets_holds_without_keep_alive_too() {
+    let (pki, server) = server().await;
+    let agent = Agent::builder()
+        .no_proxy()
+        .tls(pki.trust())
+        .max_sockets(2)
+        .build();
+    let stop = Arc::new(AtomicBool::new(false));
+    let a = agent.clone();
+    let client_peak = sample_max(stop.clone(), move || a.sockets());
+    let url = server.url("/sleep/50");
+    let requests = (0..10).map(|_| {
+        let agent = agent.clone();
+        let url = url.clone();
+        tokio::spawn(async move { conn_id(&agent, &url).await })
+    });
+    let ids: HashSet<u64> = futures_join(requests).await.into_iter().collect();
+    stop.store(true, Ordering::SeqCst);
+    assert_eq!(ids.len(), 10, "a new connection per request");
+    assert_eq!(server.accepts(), 10);
+    assert_eq!(client_peak.await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_free_sockets_closes_the_surplus() {
+    for (max_free, kept) in [(1, 1), (256, 3)] {
+        let (pki, server) = server().await;
+        let agent = keep_alive(&pki).max_free_sockets(max_free).build();
+        let url = server.url("/sleep/100");
+        let requests = (0..3).map(|_| {
+            let agent = agent.clone();
+            let url = url.clone();
+            tokio::spawn(async move { conn_id(&agent, &url).await })
+        });
+        let ids: HashSet<u64> = futures_join(requests).await.into_iter().collect();
+        assert_eq!(ids.len(), 3);
+        assert!(
+            eventually(Duration::from_secs(2), || server.open() == kept).await,
+            "max_free_sockets {max_free}: server has {} open",
+            server.open()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(server.open(), kept, "max_free_sockets {max_free}");
+        assert_eq!(agent.sockets(), kept);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_closes_idle_sockets() {
+    let (pki, server) = server().await;
+    let agent = keep_alive(&pki).timeout(Duration::from_millis(400)).build();
+    conn_id(&agent, &server.url("/")).await;
+    let freed = std::time::Instant::now();
+    assert_eq!(server.open(), 1);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(server.open(), 1, "still pooled before the timeout");
+    assert!(eventually(Duration::from_secs(3), || server.open() == 0).await);
+    assert!(
+        freed.elapsed() >= Duration::from_millis(380),
+        "{:?}",
+        freed.elapsed()
+    );
+    assert_eq!(agent.sockets(), 0);
+    conn_id(&agent, &server.url("/")).await;
+    assert_eq!(server.accepts(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifo_reuses_the_last_freed_socket_and_fifo_the_first() {
+    for (scheduling, want_first) in [(Scheduling::Lifo, false), (Scheduling::Fifo, true)] {
+        let (pki, server) = server().await;
+        let agent = keep_alive(&pki).scheduling(scheduling).build();
+        // Two sockets, freed 250 ms apart: the quick request's first.
+        let quick = tokio::spawn({
+            let (agent, url) = (agent.clone(), server.url("/sleep/50"));
+            async move { conn_id(&agent, &url).await }
+        });
+        let slow = tokio::spawn({
+            let (agent, url) = (agent.clone(), server.url("/sleep/300"));
+            async move { conn_id(&agent, &url).await }
+        });
+        let (first_freed, last_freed) = (quick.await.unwrap(), slow.await.unwrap());
+        assert_ne!(first_freed, last_freed);
+        assert_eq!(agent.sockets(), 2);
+        let next = conn_id(&agent, &server.url("/")).await;
+        let want = if want_first { first_freed } else { last_freed };
+        assert_eq!(next, want, "{scheduling:?}");
+        assert_eq!(server.accepts(), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_ca_means_a_different_socket() {
+    let (pki, server) = server().await;
+    let agent = keep_alive(&pki).build();
+    let url = server.url("/");
+    let plain = pki.trust();
+    let extra = pki.trust().add_ca([Ca::root("Another Root").der()]);
+    let send = |tls: portcullis::tls::ClientTlsOptions| {
+        let agent = agent.clone();
+        let url = url.clone();
+        async move {
+            let res = agent.get(&url).tls(tls).send().await.unwrap();
+            let reused = res.reused_socket();
+            let id: u64 = res.headers()["x-conn-id"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            res.text().await.unwrap();
+            (id, reused)
+        }
+    };
+    let (a, a_reused) = send(plain.clone()).await;
+    let (b, b_reused) = send(extra.clone()).await;
+    let (a2, a2_reused) = send(plain).await;
+    let (b2, b2_reused) = send(extra).await;
+    assert!(!a_reused && !b_reused && a2_reused && b2_reused);
+    assert_ne!(a, b);
+    assert_eq!((a2, b2), (a, b));
+    assert_eq!(server.accepts(), 2);
+    assert_eq!(agent.sockets(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_timeout_1_from_the_server_is_not_pooled() {
+    for (server_timeout, pooled) in [(1, false), (3, true)] {
+        let pki = Pki::new();
+        let server = TestServer::start("127.0.0.1:0", pki.identity(), |b| {
+            b.keep_alive_timeout(Duration::from_secs(server_timeout))
+        })
+        .await;
+        // No agent timeout: Node still refuses a 1 s hint (hint·1000 − 1000 = 0).
+        let agent = keep_alive(&pki).build();
+        for _ in 0..2 {
+            let res = agent.get(&server.url("/")).send().await.unwrap();
+            assert_eq!(
+                res.headers()["keep-alive"],
+                format!("timeout={server_timeout}").as_str()
+            );
+            res.text().await.unwrap();
+        }
+        let sockets = usize::from(pooled);
+        assert_eq!(
+            agent.sockets(),
+            sockets,
+            "server keepAliveTimeout {server_timeout}s"
+        );
+        assert_eq!(server.accepts(), 2 - sockets);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_out_and_aborted_requests_give_their_socket_back() {
+    let (pki, server) = server().await;
+    let agent = keep_alive(&pki).max_sockets(1).build();
+    // A request that times out while its socket waits for the response head…
+    let err = agent
+        .get(&server.url("/sleep/2000"))
+        .timeout(Duration::from_millis(150))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("ETIMEDOUT"), "{err:?}");
+    // …one aborted while queued behind a slow request, and one aborted mid-request…
+    let slow = tokio::spawn({
+        let (agent, url) = (agent.clone(), server.url("/sleep/300"));
+        async move { conn_id(&agent, &url).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let controller = AbortController::new();
+    let queued = tokio::spawn({
+        let (agent, url, signal) = (agent.clone(), server.url("/"), controller.signal());
+        async move { agent.get(&url).signal(signal).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    controller.abort();
+    let err = queued.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Some("ABORT_ERR"), "{err:?}");
+    slow.await.unwrap();
+    // …leave the single place free for the next request.
+    let res = tokio::time::timeout(Duration::from_secs(5), conn_id(&agent, &server.url("/")))
+        .await
+        .expect("the pool is not stuck");
+    assert!(res > 0);
+    assert!(agent.sockets() <= 1);
+}
+
+/// Awaits spawned tasks in order.
+async fn futures_join<T: Send + 'static>(
+    tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for t in tasks.collect::<Vec<_>>() {
+        out.push(t.await.unwrap());
+    }
+    out
+}
