@@ -334,7 +334,7 @@ impl Agent {
 
         // The lease holds this request's place in the pool from here on: whatever ends the
         // request early (an error, a timeout, an abort) gives the place back.
-        let mut lease = self.inner.pool.checkout(&key).await;
+        let mut lease = self.inner.pool.checkout(&key, https && connect.http2).await;
         let reused = lease.conn().is_some();
         if !reused {
             let conn = match &config {

@@ -29,6 +29,8 @@ struct Host {
     free: VecDeque<(u64, Conn)>,
     /// Sockets carrying a request, or being opened for one.
     busy: usize,
+    /// Of `busy`, those still being opened (a lease without a connection yet).
+    opening: usize,
     waiting: VecDeque<oneshot::Sender<Lease>>,
     /// A shared HTTP/2 connection, if one is open (counted in `total`, not in `busy`).
     h2: Option<Conn>,
@@ -82,11 +84,16 @@ impl Lease {
 
     /// Installs the socket just opened for this lease. An HTTP/2 connection becomes the
     /// origin's shared connection: queued requests get it at once, and this request stops
-    /// holding a place of its own.
+    /// holding a place of its own. Requests that waited to see whether it would be HTTP/2
+    /// are let go to open their own sockets otherwise.
     pub(crate) fn attach(&mut self, conn: Conn) {
-        if conn.is_http2() && self.counted {
-            self.pool.share_h2(&self.key, &conn);
-            self.counted = false;
+        if self.counted && self.conn.is_none() {
+            if conn.is_http2() {
+                self.pool.share_h2(&self.key, &conn);
+                self.counted = false;
+            } else {
+                self.pool.opened(&self.key);
+            }
         }
         self.conn = Some(conn);
     }
@@ -158,7 +165,10 @@ impl Pool {
     /// A free socket for `key`, the shared HTTP/2 connection, room for a new socket (a lease
     /// without a connection: the caller opens one and [`attaches`](Lease::attach) it), or a
     /// place in the queue until one of those is available.
-    pub(crate) async fn checkout(&self, key: &str) -> Lease {
+    ///
+    /// With `h2` (the request offers HTTP/2), a request finding a connection being opened
+    /// waits for it rather than opening another: it may be shared.
+    pub(crate) async fn checkout(&self, key: &str, h2: bool) -> Lease {
         let rx = {
             let mut state = self.lock();
             let state = &mut *state;
@@ -186,10 +196,13 @@ impl Pool {
                     None => break,
                 }
             }
-            if host.sockets() < self.limits.max_sockets
+            let may_share = h2 && host.opening > 0;
+            if !may_share
+                && host.sockets() < self.limits.max_sockets
                 && state.total < self.limits.max_total_sockets
             {
                 host.busy += 1;
+                host.opening += 1;
                 state.total += 1;
                 return self.lease(key, None, true);
             }
@@ -203,7 +216,9 @@ impl Pool {
             Err(_) => {
                 {
                     let mut state = self.lock();
-                    state.hosts.entry(key.to_owned()).or_default().busy += 1;
+                    let host = state.hosts.entry(key.to_owned()).or_default();
+                    host.busy += 1;
+                    host.opening += 1;
                     state.total += 1;
                 }
                 self.lease(key, None, true)
@@ -220,6 +235,7 @@ impl Pool {
             return;
         };
         host.busy = host.busy.saturating_sub(1);
+        host.opening = host.opening.saturating_sub(1);
         if host.h2.replace(shared).is_some() {
             // Two requests raced to open one; the older connection ends with its requests.
             state.total = state.total.saturating_sub(1);
@@ -228,6 +244,17 @@ impl Pool {
             if let Err(lease) = waiter.send(self.lease(key, conn.share(), false)) {
                 drop(lease.disarm());
             }
+        }
+    }
+
+    /// An HTTP/1 socket was opened: requests that waited for it in case it was HTTP/2 may
+    /// now open their own.
+    fn opened(&self, key: &str) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        if let Some(host) = state.hosts.get_mut(key) {
+            host.opening = host.opening.saturating_sub(1);
+            self.wake(key, host, &mut state.total);
         }
     }
 
@@ -242,7 +269,7 @@ impl Pool {
         host.busy = host.busy.saturating_sub(1);
         if !keep || conn.is_closed() {
             state.total = state.total.saturating_sub(1);
-            self.wake_one(key, host, &mut state.total);
+            self.wake(key, host, &mut state.total);
             return;
         }
         let mut conn = conn;
@@ -286,25 +313,25 @@ impl Pool {
         state.total = state.total.saturating_sub(1);
         if let Some(host) = state.hosts.get_mut(key) {
             host.busy = host.busy.saturating_sub(1);
-            self.wake_one(key, host, &mut state.total);
+            host.opening = host.opening.saturating_sub(1);
+            self.wake(key, host, &mut state.total);
         }
     }
 
-    /// Hands the first queued request room for a new socket, if the limits allow.
-    fn wake_one(&self, key: &str, host: &mut Host, total: &mut usize) {
+    /// Hands queued requests, in order, room for new sockets while the limits allow.
+    fn wake(&self, key: &str, host: &mut Host, total: &mut usize) {
         while host.sockets() < self.limits.max_sockets && *total < self.limits.max_total_sockets {
             let Some(waiter) = host.waiting.pop_front() else {
                 return;
             };
             host.busy += 1;
+            host.opening += 1;
             *total += 1;
-            match waiter.send(self.lease(key, None, true)) {
-                Ok(()) => return,
-                Err(lease) => {
-                    drop(lease.disarm());
-                    host.busy -= 1;
-                    *total -= 1;
-                }
+            if let Err(lease) = waiter.send(self.lease(key, None, true)) {
+                drop(lease.disarm());
+                host.busy -= 1;
+                host.opening -= 1;
+                *total -= 1;
             }
         }
     }
