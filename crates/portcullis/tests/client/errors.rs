@@ -142,3 +142,72 @@ async fn abort_controller_cancels_with_abort_err() {
     assert_eq!(err.code(), Some("ABORT_ERR"));
     assert_eq!(server.accepts(), accepts);
 }
+
+/// A TCP server that runs `behave` on each connection.
+async fn raw_server<F, Fut>(behave: F) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(behave(socket));
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_to_a_plain_http_server_is_eproto() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // What a plain HTTP server answers to a ClientHello.
+    let (addr, task) = raw_server(|mut socket| async move {
+        let mut buf = [0u8; 1024];
+        let _ = socket.read(&mut buf).await;
+        let _ = socket
+            .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+            .await;
+    })
+    .await;
+    let pki = Pki::new();
+    let err = Agent::builder()
+        .no_proxy()
+        .tls(pki.trust())
+        .build()
+        .get(&format!("https://localhost:{}/", addr.port()))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_tls(), "{err:?}");
+    assert_eq!(err.code(), Some("EPROTO"), "{err:?}");
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_hanging_up_during_the_handshake_is_econnreset() {
+    use tokio::io::AsyncReadExt;
+    let (addr, task) = raw_server(|mut socket| async move {
+        let mut buf = [0u8; 1024];
+        let _ = socket.read(&mut buf).await;
+        drop(socket);
+    })
+    .await;
+    let pki = Pki::new();
+    let err = Agent::builder()
+        .no_proxy()
+        .tls(pki.trust())
+        .build()
+        .get(&format!("https://localhost:{}/", addr.port()))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_tls(), "{err:?}");
+    assert_eq!(err.code(), Some("ECONNRESET"), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "Client network socket disconnected before secure TLS connection was established"
+    );
+    task.abort();
+}

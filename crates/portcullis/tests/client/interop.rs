@@ -165,3 +165,79 @@ async fn openssl_s_server_www_tls12_and_tls13() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_server_receives_host_and_bodies_as_nodes_client_sends_them() {
+    let (pki, dir, cert, key) = files();
+    let node = node_server_with(
+        dir,
+        &cert,
+        &key,
+        "",
+        "let n = 0;
+         req.on('data', (d) => { n += d.length; });
+         req.on('end', () => res.end([req.method, req.headers.host,
+           req.headers['content-length'] || '-', req.headers['transfer-encoding'] || '-',
+           req.headers.connection, n].join(' ')));",
+    )
+    .await;
+    let port = node.addr.port();
+    let agent = Agent::builder()
+        .no_proxy()
+        .keep_alive(true)
+        .tls(pki.trust())
+        .build();
+    let get = agent.get(&node.url("/")).send().await.unwrap();
+    assert_eq!(
+        get.text().await.unwrap(),
+        format!("GET localhost:{port} - - keep-alive 0")
+    );
+    let post = agent
+        .request(http::Method::POST, &node.url("/upload"))
+        .body(vec![7u8; 100_000])
+        .send()
+        .await
+        .unwrap();
+    assert!(post.reused_socket());
+    assert_eq!(
+        post.text().await.unwrap(),
+        format!("POST localhost:{port} 100000 - keep-alive 100000")
+    );
+    // A streamed body of unknown length goes chunked.
+    let chunks = (0..10).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![1u8; 1000])));
+    let stream = portcullis::client::RequestBody::stream(StreamIter(chunks));
+    let put = agent
+        .request(http::Method::PUT, &node.url("/"))
+        .body(stream)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put.text().await.unwrap(),
+        format!("PUT localhost:{port} - chunked keep-alive 10000")
+    );
+    // An empty POST still says Content-Length: 0, as Node's client does.
+    let empty = agent
+        .request(http::Method::POST, &node.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        empty.text().await.unwrap(),
+        format!("POST localhost:{port} 0 - keep-alive 0")
+    );
+}
+
+/// An iterator as a `Stream` (the test needs no stream utilities).
+struct StreamIter<I>(I);
+
+impl<I: Iterator + Unpin> futures_core::Stream for StreamIter<I> {
+    type Item = I::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<I::Item>> {
+        std::task::Poll::Ready(self.0.next())
+    }
+}

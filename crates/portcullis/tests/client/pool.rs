@@ -319,3 +319,87 @@ async fn futures_join<T: Send + 'static>(
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_h2_requests_share_one_connection() {
+    let (pki, server) = server().await;
+    let agent = keep_alive(&pki).http2(true).build();
+    let url = server.url("/sleep/100");
+    let requests = (0..10).map(|_| {
+        let agent = agent.clone();
+        let url = url.clone();
+        tokio::spawn(async move {
+            let res = agent.get(&url).send().await.unwrap();
+            assert_eq!(res.version(), http::Version::HTTP_2);
+            let id: u64 = res.headers()["x-conn-id"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            res.text().await.unwrap();
+            id
+        })
+    });
+    let ids: HashSet<u64> = futures_join(requests).await.into_iter().collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "requests made while the first connection was opening wait for it"
+    );
+    assert_eq!(server.accepts(), 1);
+    assert_eq!(agent.sockets(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_agent_against_an_http1_server_opens_sockets_as_needed() {
+    let pki = Pki::new();
+    let server = TestServer::start("127.0.0.1:0", pki.identity(), |b| b.http2(false)).await;
+    let agent = keep_alive(&pki).http2(true).build();
+    let url = server.url("/sleep/100");
+    let requests = (0..4).map(|_| {
+        let agent = agent.clone();
+        let url = url.clone();
+        tokio::spawn(async move {
+            let res = agent.get(&url).send().await.unwrap();
+            assert_eq!(res.version(), http::Version::HTTP_11);
+            let id: u64 = res.headers()["x-conn-id"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            res.text().await.unwrap();
+            id
+        })
+    });
+    let started = std::time::Instant::now();
+    let ids: HashSet<u64> = futures_join(requests).await.into_iter().collect();
+    // In parallel, not one after the other on one socket.
+    assert!(
+        started.elapsed() < Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(ids.len(), 4);
+    assert_eq!(agent.sockets(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_socket_the_server_closed_is_not_reused() {
+    let (pki, server) = server().await;
+    let agent = keep_alive(&pki).build();
+    let first = conn_id(&agent, &server.url("/")).await;
+    server.handle.close_idle_connections();
+    assert!(eventually(Duration::from_secs(2), || server.open() == 0).await);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let res = agent.get(&server.url("/")).send().await.unwrap();
+    assert!(!res.reused_socket());
+    let second: u64 = res.headers()["x-conn-id"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(first, second);
+    res.text().await.unwrap();
+    assert_eq!(server.accepts(), 2);
+    assert_eq!(agent.sockets(), 1);
+}

@@ -483,6 +483,26 @@ pub async fn openssl_server(pki_dir: TempDir, cert: &Path, key: &Path, extra: &[
 /// Node's `https.createServer` on 127.0.0.1:0; answers `node <version>` with the negotiated
 /// protocol in `x-tls-version`.
 pub async fn node_server(dir: TempDir, cert: &Path, key: &Path, extra_options: &str) -> Proc {
+    node_server_with(
+        dir,
+        cert,
+        key,
+        extra_options,
+        "res.setHeader('x-tls-version', req.socket.getProtocol());
+         res.end('node ' + process.version + '\\n');",
+    )
+    .await
+}
+
+/// Node's `https.createServer` on 127.0.0.1:0 with `handler` as the body of
+/// `(req, res) => { … }`.
+pub async fn node_server_with(
+    dir: TempDir,
+    cert: &Path,
+    key: &Path,
+    extra_options: &str,
+    handler: &str,
+) -> Proc {
     require("node");
     let script = format!(
         r#"
@@ -493,8 +513,7 @@ const server = https.createServer({{
   key: fs.readFileSync({key:?}),
   {extra_options}
 }}, (req, res) => {{
-  res.setHeader('x-tls-version', req.socket.getProtocol());
-  res.end('node ' + process.version + '\n');
+  {handler}
 }});
 server.listen(0, '127.0.0.1', () => console.log(server.address().port));
 "#
