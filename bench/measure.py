@@ -170,6 +170,7 @@ class Server:
         self.port = free_port()
         self.log_path = os.path.join(self.run_dir, f"{self.name}.log")
         log = open(self.log_path, "ab")
+        offset = log.tell()  # the same log may hold an earlier instance's line
         self.proc = spawn(self.command(), log)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -183,6 +184,7 @@ class Server:
                     pass
             else:
                 with open(self.log_path, "rb") as f:
+                    f.seek(offset)
                     if b"listening on https://" in f.read():
                         return self
             time.sleep(0.05)

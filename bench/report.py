@@ -95,7 +95,7 @@ def table(meta, data):
     node_rps = median(data, "client", "node-agent", "rps")
     node_cpu = median(data, "client", "node-agent", "client_cpu_us_per_req")
     lines.append("| Client: keep-alive agent against nginx, requests/s | req/s | (server) | "
-                 "**TODO: portcullis::Agent not built yet** | — | "
+                 "**TODO: portcullis::Agent, not benchmarked yet** | — | "
                  f"{cell(node_rps, '{:,.0f}')} (https.Agent) | — | — |")
     lines.append("| Client: keep-alive agent, client CPU per request | µs | (server) | "
                  "**TODO** | — | "
@@ -145,7 +145,7 @@ def targets(meta, data):
     bulk = m("bulk", "portcullis", "mb_s")
     check("Bulk throughput on one core (as measured: curl's core is the limit)", bulk / 1000 if bulk is not None else None, 2, False, " GB/s")
     check("Bulk throughput per busy server core", m("bulk", "portcullis", "gb_s_core"), 2, False, " GB/s")
-    rows.append("| Client requests/s ≥ 2× Node's keep-alive Agent | not measured: portcullis::Agent does not exist yet (TODO row) | — |")
+    rows.append("| Client requests/s ≥ 2× Node's keep-alive Agent | not measured yet (TODO row: portcullis::Agent) | — |")
     return "| target | measured (medians, same run) | |\n|---|---|---|\n" + "\n".join(rows)
 
 
@@ -175,8 +175,8 @@ def verification(meta, checks, data):
                        f"resuming connections (rustls saw {c['client_full']} full, {c['client_resumed']} resumed after the "
                        f"warm-up) → the log shows {c['full']} full and {c['resumed']} resumed handshakes.")
     out.append("- The resumed row takes out the connections that could not resume at the full-handshake cost "
-               "of the tls-client row of the same round: a server on OpenSSL (nginx, node) sends no new ticket on a resumed "
-               "connection, so a client with single-use tickets (rustls, browsers) resumes two connections in three. "
+               "of the tls-client row of the same round: node sends no new ticket on a resumed connection (nginx does), "
+               "so a client with single-use tickets (rustls, browsers) resumes only two connections in three. "
                "Raw CPU ÷ all connections is in results.jsonl (`cpu_us_all_connections`).")
     closes = [f"{c['server']}: {c['close']}" for c in checks if c["test"] == "check-close"]
     if closes:
@@ -225,6 +225,14 @@ def generic(cmd):
     return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", re.sub(r"--log-file=\S+", "--log-file=FILE", cmd))
 
 
+def busy_note(meta):
+    load = float((meta.get("loadavg") or ["0"])[0])
+    if load < 0.5:
+        return ""
+    return ("\n  **The machine was not idle** (other work shared its cores): differences of 10–20% between "
+            "rounds are noise here; re-run on an idle machine before drawing conclusions.")
+
+
 def render(meta, checks, data):
     v = meta.get("versions", {})
     rate = meta.get("rate", 0)
@@ -236,7 +244,7 @@ Do not edit by hand: run the command again.
 
 - Date: {meta.get('date')}; measurements took {meta.get('seconds', 0):.0f} s.
 - Machine: {meta.get('cpu')}, {meta.get('cores')} cores, Linux {meta.get('kernel')};
-  load average when the run started: {' '.join(meta.get('loadavg', []))}.
+  load average when the run started: {' '.join(meta.get('loadavg', []))}.{busy_note(meta)}
 - Versions: rustc {v.get('rustc')}, nginx {v.get('nginx')}, node {v.get('node')}, OpenSSL {v.get('openssl')},
   h2load {v.get('h2load')}, wrk {v.get('wrk')} (installed, unused: as client-bound as h2load here), curl {v.get('curl')}, Python {v.get('python')}.
 - Every server: the same ECDSA P-256 certificate (made by `openssl` for this run), TLS 1.3, X25519,
