@@ -32,7 +32,10 @@ struct Payload {
 
 impl Payload {
     fn once(bytes: Bytes) -> Self {
-        Self { left: bytes.len() as u64, chunk: bytes }
+        Self {
+            left: bytes.len() as u64,
+            chunk: bytes,
+        }
     }
 }
 
@@ -109,7 +112,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = tcp.set_nodelay(true);
             let (acceptor, counts, chunk) = (acceptor.clone(), counts.clone(), chunk.clone());
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let counter = match tls.get_ref().1.handshake_kind() {
                     Some(HandshakeKind::Resumed) => &counts.resumed,
                     _ => &counts.full,
@@ -117,7 +122,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 counter.fetch_add(1, Ordering::Relaxed);
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let body = match req.uri().path() {
-                        "/bulk" => Payload { left: BULK_BYTES, chunk: chunk.clone() },
+                        "/bulk" => Payload {
+                            left: BULK_BYTES,
+                            chunk: chunk.clone(),
+                        },
                         "/stats" => Payload::once(Bytes::from(format!(
                             "full {} resumed {}\n",
                             counts.full.load(Ordering::Relaxed),

@@ -29,7 +29,10 @@ struct Payload {
 
 impl Payload {
     fn once(bytes: Bytes) -> Self {
-        Self { left: bytes.len() as u64, chunk: bytes }
+        Self {
+            left: bytes.len() as u64,
+            chunk: bytes,
+        }
     }
 }
 
@@ -103,7 +106,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
     let service = tower::service_fn(move |req: Request<Incoming>| {
         let body = match req.uri().path() {
-            "/bulk" => Payload { left: BULK_BYTES, chunk: chunk.clone() },
+            "/bulk" => Payload {
+                left: BULK_BYTES,
+                chunk: chunk.clone(),
+            },
             "/stats" => Payload::once(Bytes::from(format!(
                 "full {} resumed {}\n",
                 counts.full.load(Ordering::Relaxed),

@@ -42,7 +42,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -51,7 +56,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -130,10 +140,13 @@ async fn main() {
     let mut connectors = Vec::new();
     for _ in 0..concurrency {
         let connector = TlsConnector::from(config(resume));
-        tokio::time::timeout(Duration::from_secs(10), one(&connector, port, &mut Tally::default()))
-            .await
-            .expect("warm-up connection timed out")
-            .expect("warm-up connection failed");
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            one(&connector, port, &mut Tally::default()),
+        )
+        .await
+        .expect("warm-up connection timed out")
+        .expect("warm-up connection failed");
         connectors.push(connector);
     }
     println!("ready");
