@@ -31,7 +31,9 @@ struct Host {
     busy: usize,
     /// Of `busy`, those still being opened (a lease without a connection yet).
     opening: usize,
-    waiting: VecDeque<oneshot::Sender<Lease>>,
+    /// Queued requests; `true` marks one that waits for a connection being opened, in case
+    /// it turns out HTTP/2 and can be shared.
+    waiting: VecDeque<(bool, oneshot::Sender<Lease>)>,
     /// A shared HTTP/2 connection, if one is open (counted in `total`, not in `busy`).
     h2: Option<Conn>,
 }
@@ -39,6 +41,15 @@ struct Host {
 impl Host {
     fn sockets(&self) -> usize {
         self.busy + self.free.len() + usize::from(self.h2.is_some())
+    }
+
+    /// Whether the first queued request could be given room for a new socket, the total
+    /// limit aside.
+    fn can_serve(&self, limits: &Limits) -> bool {
+        self.waiting
+            .front()
+            .is_some_and(|(for_h2, _)| !(*for_h2 && self.opening > 0))
+            && self.sockets() < limits.max_sockets
     }
 }
 
@@ -197,17 +208,22 @@ impl Pool {
                 }
             }
             let may_share = h2 && host.opening > 0;
-            if !may_share
-                && host.sockets() < self.limits.max_sockets
-                && state.total < self.limits.max_total_sockets
-            {
-                host.busy += 1;
-                host.opening += 1;
-                state.total += 1;
-                return self.lease(key, None, true);
+            if !may_share && host.sockets() < self.limits.max_sockets {
+                // At the total limit, another origin's idle socket makes way.
+                if state.total >= self.limits.max_total_sockets {
+                    self.close_idle_elsewhere(state, key);
+                }
+                if state.total < self.limits.max_total_sockets {
+                    let host = state.hosts.entry(key.to_owned()).or_default();
+                    host.busy += 1;
+                    host.opening += 1;
+                    state.total += 1;
+                    return self.lease(key, None, true);
+                }
             }
             let (tx, rx) = oneshot::channel();
-            host.waiting.push_back(tx);
+            let host = state.hosts.entry(key.to_owned()).or_default();
+            host.waiting.push_back((may_share, tx));
             rx
         };
         match rx.await {
@@ -240,7 +256,7 @@ impl Pool {
             // Two requests raced to open one; the older connection ends with its requests.
             state.total = state.total.saturating_sub(1);
         }
-        while let Some(waiter) = host.waiting.pop_front() {
+        while let Some((_, waiter)) = host.waiting.pop_front() {
             if let Err(lease) = waiter.send(self.lease(key, conn.share(), false)) {
                 drop(lease.disarm());
             }
@@ -254,8 +270,8 @@ impl Pool {
         let state = &mut *state;
         if let Some(host) = state.hosts.get_mut(key) {
             host.opening = host.opening.saturating_sub(1);
-            self.wake(key, host, &mut state.total);
         }
+        self.wake(state, key);
     }
 
     /// Gives a counted socket back after its response: to the first queued request, to the
@@ -269,11 +285,11 @@ impl Pool {
         host.busy = host.busy.saturating_sub(1);
         if !keep || conn.is_closed() {
             state.total = state.total.saturating_sub(1);
-            self.wake(key, host, &mut state.total);
+            self.wake(state, key);
             return;
         }
         let mut conn = conn;
-        while let Some(waiter) = host.waiting.pop_front() {
+        while let Some((_, waiter)) = host.waiting.pop_front() {
             host.busy += 1;
             match waiter.send(self.lease(key, Some(conn), true)) {
                 Ok(()) => return,
@@ -293,6 +309,8 @@ impl Pool {
         state.next_id += 1;
         let id = state.next_id;
         host.free.push_back((id, conn));
+        // A request to another origin waiting under max_total_sockets gets this place.
+        self.wake(state, key);
         if let Some(idle) = idle {
             let pool = self.me.clone();
             let key = key.to_owned();
@@ -314,25 +332,66 @@ impl Pool {
         if let Some(host) = state.hosts.get_mut(key) {
             host.busy = host.busy.saturating_sub(1);
             host.opening = host.opening.saturating_sub(1);
-            self.wake(key, host, &mut state.total);
+        }
+        self.wake(state, key);
+    }
+
+    /// Hands queued requests room for new sockets while the limits allow: those of `first`
+    /// in order, then other origins' (Node's `removeSocket`), closing idle sockets of origins
+    /// nobody waits for when the total limit is the obstacle.
+    fn wake(&self, state: &mut State, first: &str) {
+        let mut keys = vec![first.to_owned()];
+        keys.extend(
+            state
+                .hosts
+                .iter()
+                .filter(|(k, h)| k.as_str() != first && !h.waiting.is_empty())
+                .map(|(k, _)| k.clone()),
+        );
+        for key in keys {
+            while state
+                .hosts
+                .get(&key)
+                .is_some_and(|h| h.can_serve(&self.limits))
+            {
+                if state.total >= self.limits.max_total_sockets
+                    && !self.close_idle_elsewhere(state, &key)
+                {
+                    return;
+                }
+                let Some(host) = state.hosts.get_mut(&key) else {
+                    break;
+                };
+                let Some((_, waiter)) = host.waiting.pop_front() else {
+                    break;
+                };
+                host.busy += 1;
+                host.opening += 1;
+                state.total += 1;
+                if let Err(lease) = waiter.send(self.lease(&key, None, true)) {
+                    drop(lease.disarm());
+                    host.busy -= 1;
+                    host.opening -= 1;
+                    state.total -= 1;
+                }
+            }
         }
     }
 
-    /// Hands queued requests, in order, room for new sockets while the limits allow.
-    fn wake(&self, key: &str, host: &mut Host, total: &mut usize) {
-        while host.sockets() < self.limits.max_sockets && *total < self.limits.max_total_sockets {
-            let Some(waiter) = host.waiting.pop_front() else {
-                return;
-            };
-            host.busy += 1;
-            host.opening += 1;
-            *total += 1;
-            if let Err(lease) = waiter.send(self.lease(key, None, true)) {
-                drop(lease.disarm());
-                host.busy -= 1;
-                host.opening -= 1;
-                *total -= 1;
+    /// Closes the longest-idle free socket of an origin other than `key` with nobody waiting;
+    /// false when there is none.
+    fn close_idle_elsewhere(&self, state: &mut State, key: &str) -> bool {
+        let victim = state
+            .hosts
+            .iter_mut()
+            .filter(|(k, h)| k.as_str() != key && h.waiting.is_empty())
+            .find_map(|(_, h)| h.free.pop_front());
+        match victim {
+            Some(_closed) => {
+                state.total = state.total.saturating_sub(1);
+                true
             }
+            None => false,
         }
     }
 
@@ -345,6 +404,7 @@ impl Pool {
             host.free.retain(|(i, _)| *i != id);
             if host.free.len() < before {
                 state.total -= 1;
+                self.wake(state, key);
             }
         }
     }
