@@ -403,3 +403,40 @@ async fn a_pooled_socket_the_server_closed_is_not_reused() {
     assert_eq!(server.accepts(), 2);
     assert_eq!(agent.sockets(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_total_sockets_is_shared_by_origins_without_stranding_any() {
+    let pki = Pki::new();
+    let a = TestServer::start("127.0.0.1:0", pki.identity(), |b| b).await;
+    let b = TestServer::start("127.0.0.1:0", pki.identity(), |b| b).await;
+    for keep in [false, true] {
+        let agent = Agent::builder()
+            .no_proxy()
+            .keep_alive(keep)
+            .max_total_sockets(1)
+            .tls(pki.trust())
+            .build();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampled = agent.clone();
+        let peak = sample_max(stop.clone(), move || sampled.sockets());
+        // B's request queues behind A's (one socket in all), then runs once A's is done.
+        let first = tokio::spawn({
+            let (agent, url) = (agent.clone(), a.url("/sleep/200"));
+            async move { conn_id(&agent, &url).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second = tokio::time::timeout(Duration::from_secs(5), conn_id(&agent, &b.url("/")))
+            .await
+            .expect("a request to another origin is not stranded");
+        first.await.unwrap();
+        assert!(second > 0);
+        // With keep-alive, A's idle socket makes way for a request to B.
+        let third = tokio::time::timeout(Duration::from_secs(5), conn_id(&agent, &a.url("/")))
+            .await
+            .expect("an idle socket of another origin makes way");
+        assert!(third > 0);
+        stop.store(true, Ordering::SeqCst);
+        assert_eq!(peak.await.unwrap(), 1, "keep_alive {keep}");
+        assert!(agent.sockets() <= 1);
+    }
+}
