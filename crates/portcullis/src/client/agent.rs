@@ -397,6 +397,7 @@ impl Agent {
 
         let tls = conn.tls.clone();
         let peer = conn.peer;
+        let ended = conn.ended.clone();
         let sent = match &mut conn.sender {
             Sender::H1(s) => match s.ready().await {
                 Ok(()) => s.send_request(request).await,
@@ -411,6 +412,14 @@ impl Agent {
             Ok(r) => r,
             Err(e) => {
                 lease.release(false);
+                // A TLS alert that ended the connection (a TLS 1.3 server refusing the
+                // client certificate after the handshake) says more than "channel closed".
+                if let Some(tls_error) = connect::connection_tls_error(&e) {
+                    return Err(tls_error);
+                }
+                if let Some(tls_error) = ended.tls_error(Duration::from_millis(200)).await {
+                    return Err(tls_error);
+                }
                 return Err(Error::new(Kind::Http, format!("socket hang up: {e}"))
                     .with_code("ECONNRESET")
                     .with_source(e));

@@ -57,6 +57,7 @@ pub(crate) struct Conn {
     pub(crate) sender: Sender,
     pub(crate) tls: Option<Arc<ClientTlsInfo>>,
     pub(crate) peer: SocketAddr,
+    pub(crate) ended: Arc<Ended>,
 }
 
 impl Conn {
@@ -78,6 +79,7 @@ impl Conn {
                 sender: Sender::H2(s.clone()),
                 tls: self.tls.clone(),
                 peer: self.peer,
+                ended: self.ended.clone(),
             }),
             Sender::H1(_) => None,
         }
@@ -227,14 +229,18 @@ async fn handshake_http(
     h2: bool,
 ) -> Result<Conn> {
     let io = TokioIo::new(io);
+    let ended = Arc::new(Ended::default());
+    let end = ended.clone();
     let sender = if h2 {
         let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
             .await
             .map_err(|e| Error::new(Kind::Http, "HTTP/2 handshake failed").with_source(e))?;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let result = conn.await;
+            if let Err(e) = &result {
                 tracing::debug!(error = %e, "client h2 connection ended");
             }
+            end.finish(result.err().and_then(|e| connection_tls_error(&e)));
         });
         Sender::H2(sender)
     } else {
@@ -242,13 +248,20 @@ async fn handshake_http(
             .await
             .map_err(|e| Error::new(Kind::Http, "HTTP/1 handshake failed").with_source(e))?;
         tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
+            let result = conn.with_upgrades().await;
+            if let Err(e) = &result {
                 tracing::debug!(error = %e, "client h1 connection ended");
             }
+            end.finish(result.err().and_then(|e| connection_tls_error(&e)));
         });
         Sender::H1(sender)
     };
-    Ok(Conn { sender, tls, peer })
+    Ok(Conn {
+        sender,
+        tls,
+        peer,
+        ended,
+    })
 }
 
 async fn open_tcp(target: &Target, options: &ConnectOptions) -> Result<TcpStream> {
@@ -326,6 +339,90 @@ fn io_error(e: io::Error, addr: SocketAddr) -> Error {
         .with_source(e)
 }
 
+/// Node's (OpenSSL's) code for a TLS failure rustls reports: `ERR_SSL_` and the reason of
+/// the alert received, `EPROTO` for a protocol mismatch.
+fn rustls_code(e: &rustls::Error) -> &'static str {
+    use rustls::AlertDescription as A;
+    match e {
+        rustls::Error::AlertReceived(alert) => match alert {
+            A::ProtocolVersion => "EPROTO",
+            A::HandshakeFailure => "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE",
+            A::BadCertificate => "ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE",
+            A::CertificateUnknown => "ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+            A::CertificateExpired => "ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED",
+            A::CertificateRevoked => "ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED",
+            A::UnknownCA => "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA",
+            A::AccessDenied => "ERR_SSL_TLSV1_ALERT_ACCESS_DENIED",
+            A::DecryptError => "ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR",
+            A::InternalError => "ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR",
+            A::UnrecognisedName => "ERR_SSL_TLSV1_UNRECOGNIZED_NAME",
+            A::CertificateRequired => "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED",
+            A::NoApplicationProtocol => "ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL",
+            _ => "ERR_SSL_HANDSHAKE_FAILURE",
+        },
+        rustls::Error::PeerIncompatible(_) | rustls::Error::InvalidMessage(_) => "EPROTO",
+        _ => "ERR_SSL_HANDSHAKE_FAILURE",
+    }
+}
+
+/// The Node error for a connection that failed after its handshake (a TLS alert, such as a
+/// TLS 1.3 server refusing the client's certificate), when the cause is a TLS one.
+pub(crate) fn connection_tls_error(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let rustls_error = err.downcast_ref::<rustls::Error>().or_else(|| {
+            err.downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls_error) = rustls_error {
+            return Some(
+                Error::new(Kind::Tls, format!("TLS error: {rustls_error}"))
+                    .with_code(rustls_code(rustls_error))
+                    .with_source(rustls_error.clone()),
+            );
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// How a connection's driver task ended: the TLS error that ended it, if one did. A request
+/// that finds its connection gone reports this rather than a bare "socket hang up".
+#[derive(Debug, Default)]
+pub(crate) struct Ended {
+    error: std::sync::OnceLock<Error>,
+    done: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Ended {
+    fn finish(&self, error: Option<Error>) {
+        if let Some(error) = error {
+            let _ = self.error.set(error);
+        }
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// The TLS error that ended the connection, waiting up to `wait` for the driver to stop.
+    pub(crate) async fn tls_error(&self, wait: Duration) -> Option<Error> {
+        let finished = async {
+            loop {
+                let notified = self.notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.done.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(wait, finished).await;
+        self.error.get().map(Error::duplicate)
+    }
+}
+
 /// Turns a failed TLS handshake into Node's error.
 fn tls_error(e: io::Error) -> Error {
     if let Some(rustls_error) = e
@@ -341,20 +438,8 @@ fn tls_error(e: io::Error) -> Error {
                 None => copy,
             };
         }
-        let code = match rustls_error {
-            rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion)
-            | rustls::Error::PeerIncompatible(_) => "EPROTO",
-            rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
-                "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED"
-            }
-            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure) => {
-                "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE"
-            }
-            rustls::Error::InvalidMessage(_) => "EPROTO",
-            _ => "ERR_SSL_HANDSHAKE_FAILURE",
-        };
         return Error::new(Kind::Tls, format!("TLS handshake failed: {rustls_error}"))
-            .with_code(code)
+            .with_code(rustls_code(rustls_error))
             .with_source(e);
     }
     let code = match e.kind() {
