@@ -7,6 +7,7 @@ mod support;
 mod badssl;
 mod errors;
 mod interop;
+mod mtls;
 mod pinning;
 mod pool;
 mod proxy;

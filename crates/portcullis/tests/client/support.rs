@@ -118,6 +118,8 @@ pub struct Leaf {
     /// Validity relative to now.
     pub not_before: time::Duration,
     pub not_after: time::Duration,
+    /// A client certificate (clientAuth EKU) rather than a server one.
+    pub client: bool,
 }
 
 impl Leaf {
@@ -137,6 +139,15 @@ impl Leaf {
             serial: 1000,
             not_before: -time::Duration::hours(1),
             not_after: time::Duration::days(1),
+            client: false,
+        }
+    }
+
+    /// A client certificate named `cn`.
+    pub fn client(cn: &str) -> Self {
+        Self {
+            client: true,
+            ..Self::cn_only(cn)
         }
     }
 
@@ -181,7 +192,11 @@ impl Leaf {
             .chain(self.ips.iter().map(|ip| SanType::IpAddress(*ip)))
             .collect();
         params.serial_number = Some(SerialNumber::from(self.serial));
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = vec![if self.client {
+            ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            ExtendedKeyUsagePurpose::ServerAuth
+        }];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let now = OffsetDateTime::now_utc();
         params.not_before = now + self.not_before;
@@ -267,7 +282,7 @@ pub type Body = Full<Bytes>;
 
 /// Reports the connection in headers: `x-conn-id`, `x-peer`, `x-tls-version`, `x-tls-alpn`,
 /// `x-tls-sni` (`none` without SNI), `x-tls-resumed`, `x-http-version`, `x-req-connection`
-/// (the request's `Connection` header). `/sleep/<ms>` answers
+/// (the request's `Connection` header), `x-client-authorized` and `x-client-cn` (mTLS). `/sleep/<ms>` answers
 /// after that long; every response carries `public-key-pins: test`.
 pub async fn info(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let info = req.extensions().get::<ConnectionInfo>().cloned();
@@ -300,6 +315,17 @@ pub async fn info(req: Request<Incoming>) -> Result<Response<Body>, Infallible> 
                 "x-tls-resumed",
                 tls.is_resumed().to_string().parse().unwrap(),
             );
+            h.insert(
+                "x-client-authorized",
+                tls.is_authorized().to_string().parse().unwrap(),
+            );
+            if let Some(cn) = tls
+                .peer_certificates()
+                .first()
+                .and_then(|c| c.subject().get("CN"))
+            {
+                h.insert("x-client-cn", cn.parse().unwrap());
+            }
         }
     }
     Ok(res)
