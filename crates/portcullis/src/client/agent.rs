@@ -169,7 +169,8 @@ impl AgentBuilder {
         self
     }
 
-    /// Time allowed for the TCP connect. Default: 30 s.
+    /// Time allowed for the TCP connect, and a proxy's answer to CONNECT (`ETIMEDOUT`).
+    /// Default: 30 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

@@ -147,26 +147,38 @@ pub(crate) async fn connect(
     sessions: &SessionCaches,
     key: &str,
 ) -> Result<Conn> {
-    let tcp = tokio::time::timeout(options.connect_timeout, open_tcp(target, options))
-        .await
-        .map_err(|_| {
-            Error::new(
-                Kind::Timeout,
-                format!("connect to {}:{} timed out", target.host, target.port),
-            )
-            .with_code("ETIMEDOUT")
-        })??;
-    let peer = tcp
-        .peer_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let via_proxy = options
         .proxy
         .as_ref()
         .filter(|p| target.https && p.applies_to(&target.host));
-    let io: Box<dyn Io> = match via_proxy {
-        Some(proxy) => Box::new(TokioIo::new(proxy_tunnel(tcp, proxy, target).await?)),
-        None => Box::new(tcp),
+    // The connect timeout covers the proxy's CONNECT exchange too: a tunnel is the
+    // connection, as far as the request is concerned.
+    let opened = async {
+        let tcp = open_tcp(target, options).await?;
+        let peer = tcp
+            .peer_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let io: Box<dyn Io> = match via_proxy {
+            Some(proxy) => Box::new(TokioIo::new(proxy_tunnel(tcp, proxy, target).await?)),
+            None => Box::new(tcp),
+        };
+        Ok::<_, Error>((io, peer))
     };
+    let (io, peer) = tokio::time::timeout(options.connect_timeout, opened)
+        .await
+        .map_err(|_| {
+            let through = via_proxy
+                .map(|p| format!(" through the proxy {}:{}", p.host, p.port))
+                .unwrap_or_default();
+            Error::new(
+                Kind::Timeout,
+                format!(
+                    "connect to {}:{}{through} timed out",
+                    target.host, target.port
+                ),
+            )
+            .with_code("ETIMEDOUT")
+        })??;
 
     let (sni, check_name) = sni_and_check_name(target, &options.tls);
     let mut config = (**config).clone();
