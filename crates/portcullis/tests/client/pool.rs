@@ -440,3 +440,20 @@ async fn max_total_sockets_is_shared_by_origins_without_stranding_any() {
         assert!(agent.sockets() <= 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_address_binds_the_socket_and_keys_the_pool() {
+    let (pki, server) = server().await;
+    let from = |ip: [u8; 4]| {
+        keep_alive(&pki)
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+    };
+    for ip in [[127, 0, 0, 1], [127, 0, 0, 2]] {
+        let agent = from(ip);
+        let res = agent.get(&server.url("/")).send().await.unwrap();
+        let peer: std::net::SocketAddr = res.headers()["x-peer"].to_str().unwrap().parse().unwrap();
+        assert_eq!(peer.ip(), std::net::IpAddr::from(ip));
+        res.text().await.unwrap();
+    }
+}

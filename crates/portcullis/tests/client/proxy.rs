@@ -181,3 +181,29 @@ async fn no_proxy_hosts_bypass_the_proxy() {
     );
     assert_eq!(server.accepts(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_never_answers_connect_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let pki = Pki::new();
+    let agent = Agent::builder()
+        .proxy(Proxy::new(&format!("http://{addr}")).unwrap())
+        .connect_timeout(std::time::Duration::from_millis(300))
+        .tls(pki.trust())
+        .build();
+    let started = std::time::Instant::now();
+    let err = agent.get("https://localhost:9/").send().await.unwrap_err();
+    let took = started.elapsed();
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(err.code(), Some("ETIMEDOUT"), "{err:?}");
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    assert_eq!(agent.sockets(), 0);
+    hold.abort();
+}
