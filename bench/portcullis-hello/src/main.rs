@@ -1,6 +1,7 @@
 //! The portcullis server of the benchmark: `portcullis::Server` with the library's defaults,
-//! except the key exchange group (X25519, as every server in the benchmark) and a keep-alive
-//! timeout longer than the idle-connection measurement.
+//! except the key exchange group (X25519, as every server in the benchmark), a keep-alive
+//! timeout longer than the idle-connection measurement, and hyper's header-count limit (100,
+//! as bare-hello) instead of the default 2000.
 //!
 //! `portcullis-hello PORT CERT KEY [current|multi]` serves on 127.0.0.1:PORT:
 //! - `/bulk`: 1 GiB, a 64 KiB chunk repeated;
@@ -92,7 +93,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .kx_groups(["X25519"])
         .build()?;
     let seen = counts.clone();
+    // The same header-count limit as bare-hello (hyper's 100). The library's default of 2000
+    // makes hyper prepare 2000 header slots per request (see RESULTS.md);
+    // `MAX_HEADERS_COUNT=2000` measures that.
+    let max_headers = std::env::var("MAX_HEADERS_COUNT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
     let server = Server::builder()
+        .max_headers_count(max_headers)
         .tls(tls)
         .keep_alive_timeout(Duration::from_secs(600))
         .on_secure_connection(move |info| {

@@ -250,7 +250,7 @@ where
         };
         let result = tokio::select! {
             result = timed => result,
-            () = conn.kill.wait() => return,
+            () = conn.control_changed(true) => return,
         };
         let (tls, peer, runtime) = match result {
             Ok(pair) => pair,
@@ -314,17 +314,20 @@ where
     let mut graceful_sent = false;
     loop {
         tokio::select! {
+            biased;
             result = conn.as_mut() => {
                 if let Err(e) = result {
                     tracing::debug!(id = shared.id, error = %e, "connection ended with an error");
                 }
                 return;
             }
-            () = shared.graceful.wait(), if !graceful_sent => {
+            () = shared.control_changed(graceful_sent) => {
+                if shared.is_killed() {
+                    return;
+                }
                 graceful_sent = true;
                 graceful(conn.as_mut());
             }
-            () = shared.kill.wait() => return,
         }
     }
 }

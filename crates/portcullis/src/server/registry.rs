@@ -100,9 +100,12 @@ pub(crate) struct ConnShared {
     /// The current response's head has been produced.
     response_started: AtomicBool,
     /// Finish in-flight work, then close (HTTP/1.1 `Connection: close`, h2 GOAWAY).
-    pub(crate) graceful: Signal,
+    pub(crate) graceful: AtomicBool,
     /// Drop the connection now.
-    pub(crate) kill: Signal,
+    pub(crate) kill: AtomicBool,
+    /// Wakes the connection's task when either flag is set: one waiter per connection, so
+    /// each wake of the task polls one future, not two.
+    control: Notify,
     epoch: Instant,
 }
 
@@ -132,6 +135,39 @@ impl ConnShared {
 
     pub(crate) fn response_started(&self) -> bool {
         self.response_started.load(Ordering::Acquire)
+    }
+
+    /// Asks the connection to finish gracefully.
+    pub(crate) fn fire_graceful(&self) {
+        self.graceful.store(true, Ordering::SeqCst);
+        self.control.notify_waiters();
+    }
+
+    /// Asks the connection to drop now.
+    pub(crate) fn fire_kill(&self) {
+        self.kill.store(true, Ordering::SeqCst);
+        self.control.notify_waiters();
+    }
+
+    pub(crate) fn is_graceful(&self) -> bool {
+        self.graceful.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn is_killed(&self) -> bool {
+        self.kill.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when `graceful` (unless `seen_graceful`) or `kill` is set.
+    pub(crate) async fn control_changed(&self, seen_graceful: bool) {
+        loop {
+            let notified = self.control.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_killed() || (!seen_graceful && self.is_graceful()) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// An HTTP/2 stream began.
@@ -211,7 +247,7 @@ impl Registry {
                     id = victim,
                     "max_connections reached; purging LRU idle connection"
                 );
-                conn.kill.fire();
+                conn.fire_kill();
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -222,8 +258,9 @@ impl Registry {
             in_flight: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
             response_started: AtomicBool::new(false),
-            graceful: Signal::default(),
-            kill: Signal::default(),
+            graceful: AtomicBool::new(false),
+            kill: AtomicBool::new(false),
+            control: Notify::new(),
             epoch: self.epoch,
         });
         conns.insert(id, conn.clone());
@@ -254,9 +291,9 @@ impl Registry {
         self.closing.store(true, Ordering::SeqCst);
         for conn in self.lock().values() {
             if conn.phase() == Phase::Handshaking {
-                conn.kill.fire();
+                conn.fire_kill();
             } else {
-                conn.graceful.fire();
+                conn.fire_graceful();
             }
         }
     }
@@ -264,14 +301,14 @@ impl Registry {
     pub(crate) fn close_idle(&self) {
         for conn in self.lock().values() {
             if conn.phase() == Phase::Idle {
-                conn.graceful.fire();
+                conn.fire_graceful();
             }
         }
     }
 
     pub(crate) fn close_all(&self) {
         for conn in self.lock().values() {
-            conn.kill.fire();
+            conn.fire_kill();
         }
     }
 
@@ -319,8 +356,8 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         a.conn.set_phase(Phase::Idle);
         let _c = reg.admit().unwrap();
-        assert!(b.conn.kill.is_fired());
-        assert!(!a.conn.kill.is_fired());
+        assert!(b.conn.is_killed());
+        assert!(!a.conn.is_killed());
     }
 
     #[test]

@@ -22,6 +22,9 @@ use super::registry::{ConnShared, Phase};
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// `Keep-Alive`, known at compile time so that no request parses the name.
+static KEEP_ALIVE: http::HeaderName = http::HeaderName::from_static("keep-alive");
+
 /// Per-server settings the wrapper reads.
 #[derive(Debug)]
 pub(crate) struct ServiceOptions {
@@ -121,7 +124,7 @@ where
         let last = http1
             && (self.options.max_requests_per_socket > 0
                 && served >= self.options.max_requests_per_socket
-                || conn.graceful.is_fired());
+                || conn.is_graceful());
         req.extensions_mut().insert(self.info.clone());
         ResponseFuture::Pending {
             fut: self.inner.clone().oneshot(req),
@@ -186,15 +189,14 @@ where
                     }
                 }
                 if http1 {
-                    let closing = *last || guard.conn.graceful.is_fired();
+                    let closing = *last || guard.conn.is_graceful();
                     if closing {
                         headers.insert(CONNECTION, HeaderValue::from_static("close"));
-                    } else if !headers.contains_key(CONNECTION)
-                        && !headers.contains_key("keep-alive")
-                    {
-                        if let Some(ka) = &options.keep_alive_header {
+                    } else if let Some(ka) = &options.keep_alive_header {
+                        if !headers.contains_key(CONNECTION) && !headers.contains_key(&KEEP_ALIVE) {
+                            headers.reserve(2);
                             headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
-                            headers.insert("keep-alive", ka.clone());
+                            headers.insert(KEEP_ALIVE.clone(), ka.clone());
                         }
                     }
                 }
