@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST};
 use http::{Method, Request};
 
-use super::connect::{self, ConnectOptions, Sender, SessionCaches, Target};
+use super::connect::{self, ConnectOptions, Sender, SessionCaches, Target, TlsSetup};
 use super::pool::{Limits, Pool};
 use super::proxy::Proxy;
 use super::request::{RequestBody, RequestBuilder};
@@ -40,7 +40,7 @@ struct Inner {
     pool: Arc<Pool>,
     sessions: SessionCaches,
     connect: ConnectOptions,
-    configs: std::sync::Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
+    configs: std::sync::Mutex<HashMap<String, TlsSetup>>,
 }
 
 impl fmt::Debug for Agent {
@@ -257,18 +257,18 @@ impl Agent {
         self.inner.sessions.len()
     }
 
-    fn config_for(
-        &self,
-        tls: &ClientTlsOptions,
-        tls_key: &str,
-    ) -> Result<Arc<rustls::ClientConfig>> {
+    fn config_for(&self, tls: &ClientTlsOptions, tls_key: &str) -> Result<TlsSetup> {
         let mut configs = self.inner.configs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(config) = configs.get(tls_key) {
-            return Ok(config.clone());
+        if let Some(setup) = configs.get(tls_key) {
+            return Ok(setup.clone());
         }
-        let config = Arc::new(tls.build()?);
-        configs.insert(tls_key.to_owned(), config.clone());
-        Ok(config)
+        let (config, authorize) = tls.build()?;
+        let setup = TlsSetup {
+            config: Arc::new(config),
+            authorize,
+        };
+        configs.insert(tls_key.to_owned(), setup.clone());
+        Ok(setup)
     }
 
     pub(crate) async fn execute(&self, req: RequestBuilder) -> Result<Response> {

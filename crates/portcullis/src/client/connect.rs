@@ -14,7 +14,7 @@ use http_body_util::Empty;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::client::{ClientSessionMemoryCache, Resumption};
-use rustls_pki_types::ServerName;
+use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -29,6 +29,16 @@ pub(crate) struct Target {
     pub(crate) https: bool,
     pub(crate) host: String,
     pub(crate) port: u16,
+}
+
+/// A client TLS config from the agent's cache, and, when verification is off, the check
+/// that reports Node's `authorized`/`authorizationError` for each connection.
+#[derive(Clone)]
+pub(crate) struct TlsSetup {
+    pub(crate) config: Arc<rustls::ClientConfig>,
+    #[allow(clippy::type_complexity)]
+    pub(crate) authorize:
+        Option<Arc<dyn Fn(&[CertificateDer<'_>], &ServerName<'_>) -> Option<String> + Send + Sync>>,
 }
 
 /// What the agent fixes for every connection it makes.
@@ -143,7 +153,7 @@ fn sni_and_check_name(target: &Target, tls: &ClientTlsOptions) -> (bool, String)
 pub(crate) async fn connect(
     target: &Target,
     options: &ConnectOptions,
-    config: &Arc<rustls::ClientConfig>,
+    setup: &TlsSetup,
     sessions: &SessionCaches,
     key: &str,
 ) -> Result<Conn> {
@@ -181,7 +191,7 @@ pub(crate) async fn connect(
         })??;
 
     let (sni, check_name) = sni_and_check_name(target, &options.tls);
-    let mut config = (**config).clone();
+    let mut config = (*setup.config).clone();
     config.enable_sni = sni;
     config.resumption = sessions.resumption(key);
     config.alpn_protocols = if options.http2 {
@@ -197,6 +207,7 @@ pub(crate) async fn connect(
     )
     .map_err(|_| Error::config(format!("invalid server name {check_name:?}")))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let checked_name = name.clone();
     let tls = tokio::time::timeout(options.handshake_timeout, connector.connect(name, io))
         .await
         .map_err(|_| {
@@ -208,7 +219,11 @@ pub(crate) async fn connect(
             tls_error(e)
         })?;
     let conn = tls.get_ref().1;
-    let info = ClientTlsInfo::from_connection(conn);
+    let mut info = ClientTlsInfo::from_connection(conn);
+    if let Some(authorize) = &setup.authorize {
+        let chain = conn.peer_certificates().unwrap_or_default();
+        info.authorization_error = authorize(chain, &checked_name);
+    }
     let h2 = info.alpn.as_deref() == Some("h2");
     handshake_http(Box::new(tls), Some(Arc::new(info)), peer, h2).await
 }
@@ -528,6 +543,7 @@ impl ClientTlsInfo {
                 .alpn_protocol()
                 .map(|p| String::from_utf8_lossy(p).into_owned()),
             resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            authorization_error: None,
             peer_certificates: conn
                 .peer_certificates()
                 .unwrap_or_default()

@@ -26,6 +26,7 @@ pub struct ClientTlsInfo {
     pub(crate) alpn: Option<String>,
     pub(crate) resumed: bool,
     pub(crate) peer_certificates: Vec<PeerCertificate>,
+    pub(crate) authorization_error: Option<String>,
 }
 
 impl ClientTlsInfo {
@@ -42,6 +43,20 @@ impl ClientTlsInfo {
     /// The ALPN protocol agreed, if any.
     pub fn alpn(&self) -> Option<&str> {
         self.alpn.as_deref()
+    }
+
+    /// Node's `socket.authorized`: true unless verification was off
+    /// ([`danger::reject_unauthorized`](crate::tls::danger::reject_unauthorized)) and the
+    /// server would have been refused.
+    pub fn is_authorized(&self) -> bool {
+        self.authorization_error.is_none()
+    }
+
+    /// Node's `socket.authorizationError`: why the server would have been refused, as Node's
+    /// code (`"DEPTH_ZERO_SELF_SIGNED_CERT"`, `"ERR_TLS_CERT_ALTNAME_INVALID"`, …), when
+    /// verification was off. `None` when authorized.
+    pub fn authorization_error(&self) -> Option<&str> {
+        self.authorization_error.as_deref()
     }
 
     /// Node's `isSessionReused()`.

@@ -189,8 +189,9 @@ impl ClientTlsOptions {
         key
     }
 
-    /// Builds the rustls client config (ALPN and resumption are set per connection).
-    pub(crate) fn build(&self) -> Result<rustls::ClientConfig> {
+    /// Builds the rustls client config (ALPN and resumption are set per connection), and,
+    /// when verification is off, what tells whether a server would have passed it.
+    pub(crate) fn build(&self) -> Result<(rustls::ClientConfig, Option<Authorize>)> {
         let mut provider = rustls::crypto::aws_lc_rs::default_provider();
         if let Some(list) = &self.ciphers {
             provider.cipher_suites = options::select_suites(&provider, std::slice::from_ref(list))?;
@@ -233,10 +234,21 @@ impl ClientTlsOptions {
             .build()
             .map_err(|e| Error::config(format!("server certificate verification: {e}")))?;
         let verifier = Arc::new(NodeVerifier {
-            inner: webpki,
+            inner: webpki.clone(),
             check: self.check_server_identity.clone(),
             reject_unauthorized: self.reject_unauthorized,
             anchors: self.ca.clone(),
+        });
+        let authorizer = (!self.reject_unauthorized).then(|| {
+            let strict = Authorizer(NodeVerifier {
+                inner: webpki,
+                check: self.check_server_identity.clone(),
+                reject_unauthorized: true,
+                anchors: self.ca.clone(),
+            });
+            Arc::new(move |chain: &[CertificateDer<'_>], name: &ServerName<'_>| {
+                strict.authorization_error(chain, name)
+            }) as Authorize
         });
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&versions)
@@ -252,7 +264,38 @@ impl ClientTlsOptions {
         } else if let Ok(Some(keylog)) = KeyLog::from_env() {
             config.key_log = keylog.into_rustls();
         }
-        Ok(config)
+        Ok((config, authorizer))
+    }
+}
+
+/// Tells, for a connection made with verification off (`rejectUnauthorized: false`), why the
+/// server's chain would have been refused for a name: Node's `authorizationError`.
+pub(crate) type Authorize =
+    Arc<dyn Fn(&[CertificateDer<'_>], &ServerName<'_>) -> Option<String> + Send + Sync>;
+
+/// The checks a verifying client would have run.
+#[derive(Debug)]
+struct Authorizer(NodeVerifier);
+
+impl Authorizer {
+    /// Why the server's chain would have been refused for `server_name`: Node's code (or the
+    /// message of an error without one), or `None` when it passes.
+    fn authorization_error(
+        &self,
+        chain: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+    ) -> Option<String> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Some("UNABLE_TO_GET_ISSUER_CERT".to_owned());
+        };
+        let refused = self
+            .0
+            .verify_server_cert(leaf, intermediates, server_name, &[], UnixTime::now())
+            .err()?;
+        Some(match verifier_error(&refused) {
+            Some(ours) => ours.code().map_or_else(|| ours.to_string(), str::to_owned),
+            None => refused.to_string(),
+        })
     }
 }
 
