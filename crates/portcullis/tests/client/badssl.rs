@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use portcullis::client::Agent;
-use portcullis::tls::{ClientTlsOptions, TlsVersion};
+use portcullis::tls::{danger, ClientTlsOptions, TlsVersion};
 use portcullis::Identity;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
 
@@ -230,26 +230,35 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// What our client says: `OK` or the error code.
-async fn ours(case: &Case, addr: SocketAddr) -> String {
+/// What our client says: `OK` or the error code; with `insecure`, `OK` or the response's
+/// `authorization_error()`.
+async fn ours(case: &Case, addr: SocketAddr, insecure: bool) -> String {
     let (url, resolve) = match case.host {
         Host::Localhost => (format!("https://localhost:{}/", addr.port()), None),
         Host::Ip => (format!("https://127.0.0.1:{}/", addr.port()), None),
         Host::Name(name) => (format!("https://{name}:{}/", addr.port()), Some(name)),
     };
-    let mut agent = Agent::builder().no_proxy().tls(
-        ClientTlsOptions::new()
-            .ca(case.ca.clone())
-            .crls(case.crls.clone()),
-    );
+    let mut tls = ClientTlsOptions::new()
+        .ca(case.ca.clone())
+        .crls(case.crls.clone());
+    if insecure {
+        tls = danger::insecure(tls);
+    }
+    let mut agent = Agent::builder().no_proxy().tls(tls);
     if let Some(name) = resolve {
         agent = agent.resolve(name, addr.port(), addr);
     }
     match agent.build().get(&url).send().await {
         Ok(res) => {
             assert_eq!(res.status(), 200, "{}", case.name);
+            let tls = res.tls_info().unwrap();
+            let outcome = match tls.authorization_error() {
+                None => "OK".to_owned(),
+                Some(code) => code.to_owned(),
+            };
+            assert_eq!(tls.is_authorized(), outcome == "OK");
             assert_eq!(res.text().await.unwrap(), "hello world\n");
-            "OK".to_owned()
+            outcome
         }
         Err(e) => {
             assert!(e.is_tls(), "{}: {e:?}", case.name);
@@ -264,8 +273,9 @@ async fn ours(case: &Case, addr: SocketAddr) -> String {
     }
 }
 
-/// What Node's `https.get` says against the same server: `OK` or `err.code`.
-fn node(case: &Case, addr: SocketAddr, dir: &Path) -> String {
+/// What Node's `https.get` says against the same server: `OK` or `err.code`; with `insecure`
+/// (`rejectUnauthorized: false`), `OK` or `res.socket.authorizationError`.
+fn node(case: &Case, addr: SocketAddr, dir: &Path, insecure: bool) -> String {
     let ca_path = dir.join("ca.pem");
     let pem: String = case
         .ca
@@ -287,18 +297,23 @@ fn node(case: &Case, addr: SocketAddr, dir: &Path) -> String {
     };
     let script = r#"
 const https = require('https'), fs = require('fs');
-const [port, servername, ca, crl] = process.argv.slice(1);
-const options = { host: '127.0.0.1', port: +port, path: '/', agent: false, ca: fs.readFileSync(ca) };
+const [port, servername, ca, crl, insecure] = process.argv.slice(1);
+const options = { host: '127.0.0.1', port: +port, path: '/', agent: false, ca: fs.readFileSync(ca),
+  rejectUnauthorized: insecure !== 'insecure' };
 if (servername) options.servername = servername;
 const crlPem = fs.readFileSync(crl);
 if (crlPem.length) options.crl = crlPem;
-https.get(options, (res) => { res.resume(); console.log('OK'); })
+https.get(options, (res) => {
+  res.resume();
+  console.log(res.socket.authorized ? 'OK' : res.socket.authorizationError);
+})
   .on('error', (e) => console.log(e.code || e.message));
 "#;
     let out = Command::new("node")
         .args(["-e", script, &addr.port().to_string(), servername])
         .arg(&ca_path)
         .arg(&crl_path)
+        .arg(if insecure { "insecure" } else { "verify" })
         .output()
         .expect("node runs");
     assert!(out.status.success(), "{out:?}");
@@ -312,9 +327,32 @@ async fn each_broken_server_is_refused_with_nodes_code_and_good_ones_pass() {
     for case in cases() {
         let server = TestServer::start("127.0.0.1:0", case.identity.clone(), |b| b).await;
         let wanted = case.expect.unwrap_or("OK");
-        let node = tokio::task::block_in_place(|| node(&case, server.addr, dir.path()));
+        let node = tokio::task::block_in_place(|| node(&case, server.addr, dir.path(), false));
         assert_eq!(node, wanted, "Node on {:?}", case.name);
-        assert_eq!(ours(&case, server.addr).await, wanted, "{:?}", case.name);
+        assert_eq!(
+            ours(&case, server.addr, false).await,
+            wanted,
+            "{:?}",
+            case.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_verification_off_each_server_answers_and_reports_nodes_authorization_error() {
+    require("node");
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases() {
+        let server = TestServer::start("127.0.0.1:0", case.identity.clone(), |b| b).await;
+        let wanted = case.expect.unwrap_or("OK");
+        let node = tokio::task::block_in_place(|| node(&case, server.addr, dir.path(), true));
+        assert_eq!(node, wanted, "Node on {:?}", case.name);
+        assert_eq!(
+            ours(&case, server.addr, true).await,
+            wanted,
+            "{:?}",
+            case.name
+        );
     }
 }
 
