@@ -457,3 +457,38 @@ async fn local_address_binds_the_socket_and_keys_the_pool() {
         res.text().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_response_frees_its_socket_at_once() {
+    let (pki, server) = server().await;
+    let agent = keep_alive(&pki).build();
+    let head = agent
+        .request(http::Method::HEAD, &server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], "12");
+    // Not read, not dropped: the socket is already back in the pool.
+    let get = agent.get(&server.url("/")).send().await.unwrap();
+    assert!(get.reused_socket());
+    assert_eq!(get.text().await.unwrap(), "hello world\n");
+    drop(head);
+    assert_eq!(server.accepts(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_dropped_unread_closes_its_socket() {
+    let (pki, server) = server().await;
+    let agent = keep_alive(&pki).max_sockets(1).build();
+    let res = agent.get(&server.url("/")).send().await.unwrap();
+    assert_eq!(agent.sockets(), 1);
+    drop(res);
+    assert_eq!(agent.sockets(), 0);
+    assert!(eventually(Duration::from_secs(2), || server.open() == 0).await);
+    // The place is free again.
+    let res = agent.get(&server.url("/")).send().await.unwrap();
+    assert!(!res.reused_socket());
+    res.text().await.unwrap();
+    assert_eq!(server.accepts(), 2);
+}
