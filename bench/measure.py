@@ -523,6 +523,21 @@ class Bench:
         self.emit({"test": "client", "server": "node-agent", "round": rnd, **r})
         return r
 
+    def row_client_portcullis(self, rnd):
+        """portcullis::client::Agent (keep-alive, current_thread runtime) against the same nginx,
+        same concurrency; ~2.5 s at the ~32,000 req/s it makes on one core (its CPU from its own
+        /proc/self/stat, after a warm-up, like node-client.js)."""
+        nginx = self.by_name["nginx"]
+        n = 30000 if self.quick else 80000
+        ca = os.path.join(self.args.dir, "cert.pem")
+        cmd = [os.path.join(TARGET, "release", "portcullis-agent"), nginx.url(), ca, str(n), str(CONNECTIONS), TLS13_SUITE]
+        out, wall, client_cpu = run_client(cmd)
+        r = json.loads(out)
+        r["cmd"] = (f"taskset -c {CLIENT_CORE} bench/target/release/portcullis-agent https://127.0.0.1:PORT/ "
+                    f"DIR/cert.pem {n} {CONNECTIONS} {TLS13_SUITE}")
+        self.emit({"test": "client", "server": "portcullis-agent", "round": rnd, **r})
+        return r
+
     # -- checks -------------------------------------------------------------------------------
 
     def checks(self):
@@ -574,6 +589,8 @@ class Bench:
                     self.log(f"  {test:8} {s.name:15} " + summary(test, r))
             r = self.row_client(rnd)
             self.log(f"  client   node-agent      {r['rps']:.0f} req/s, {r['client_cpu_us_per_req']:.1f} us/req")
+            r = self.row_client_portcullis(rnd)
+            self.log(f"  client   portcullis-agent {r['rps']:.0f} req/s, {r['client_cpu_us_per_req']:.1f} us/req")
             for s in self.servers_for("idle"):
                 r = self.row_idle(s, rnd)
                 self.log(f"  idle     {s.name:15} " + summary("idle", r))

@@ -94,11 +94,13 @@ def table(meta, data):
         lines.append("| " + " | ".join([label.format(rate=rate), unit] + cells + [verdict]) + " |")
     node_rps = median(data, "client", "node-agent", "rps")
     node_cpu = median(data, "client", "node-agent", "client_cpu_us_per_req")
+    pc_rps = median(data, "client", "portcullis-agent", "rps")
+    pc_cpu = median(data, "client", "portcullis-agent", "client_cpu_us_per_req")
     lines.append("| Client: keep-alive agent against nginx, requests/s | req/s | (server) | "
-                 "**TODO: portcullis::Agent, not benchmarked yet** | — | "
+                 f"{cell(pc_rps, '{:,.0f}')} (Agent) | — | "
                  f"{cell(node_rps, '{:,.0f}')} (https.Agent) | — | — |")
     lines.append("| Client: keep-alive agent, client CPU per request | µs | (server) | "
-                 "**TODO** | — | "
+                 f"{cell(pc_cpu, '{:.1f}')} | — | "
                  f"{cell(node_cpu, '{:.1f}')} | — | — |")
     return "\n".join(lines)
 
@@ -145,7 +147,8 @@ def targets(meta, data):
     bulk = m("bulk", "portcullis", "mb_s")
     check("Bulk throughput on one core (as measured: curl's core is the limit)", bulk / 1000 if bulk is not None else None, 2, False, " GB/s")
     check("Bulk throughput per busy server core", m("bulk", "portcullis", "gb_s_core"), 2, False, " GB/s")
-    rows.append("| Client requests/s ≥ 2× Node's keep-alive Agent | not measured yet (TODO row: portcullis::Agent) | — |")
+    check("Client requests/s ≥ 2× Node's keep-alive Agent (portcullis::Agent ÷ https.Agent, against nginx)",
+          ratio(m("client", "portcullis-agent", "rps"), m("client", "node-agent", "rps")), 2, False, "×")
     return "| target | measured (medians, same run) | |\n|---|---|---|\n" + "\n".join(rows)
 
 
@@ -207,9 +210,10 @@ def rounds_table(data):
             rs = data.get((test, server))
             if rs:
                 lines.append(f"| {test} {metric} | {server} | " + ", ".join(fmt.format(r[metric]) for r in rs) + " |")
-    rs = data.get(("client", "node-agent"))
-    if rs:
-        lines.append("| client rps | node-agent | " + ", ".join(f"{r['rps']:,.0f}" for r in rs) + " |")
+    for agent in ("portcullis-agent", "node-agent"):
+        rs = data.get(("client", agent))
+        if rs:
+            lines.append(f"| client rps | {agent} | " + ", ".join(f"{r['rps']:,.0f}" for r in rs) + " |")
     return "\n".join(lines)
 
 
@@ -260,6 +264,8 @@ Do not edit by hand: run the command again.
 
 {targets(meta, data)}
 
+Where the gaps come from, with profiles: [PROFILE.md](PROFILE.md).
+
 ## What each row measures
 
 - **HTTP/1.1 keep-alive**: `h2load --h1 -c 50 -n N` (N sized from a warm-up run to ~{1.5 if meta.get('mode') == 'quick' else 3} s).
@@ -283,7 +289,9 @@ Do not edit by hand: run the command again.
 - **Latency**: `h2load --h1 -c 50 --rps={rate / 50 if rate else 0:g} --log-file=F` (a fixed {rate:,} req/s in total); p50/p99 of
   the per-request times of the log.
 - **Client**: `bench/node-client.js`, Node's `https.Agent({{keepAlive: true}})`, 50 requests in flight
-  against the same nginx; the portcullis row waits for `portcullis::Agent`.
+  against the same nginx; portcullis: `bench/portcullis-agent`, `portcullis::client::Agent` with
+  `keep_alive(true)`, 50 tasks in flight on a current_thread runtime, each reading the body with
+  `.bytes()`. Client CPU from each client's own utime + stime, ÷ requests.
 - **portcullis vs bare**: how much worse (or better) portcullis is than the hand-written
   hyper-util + tokio-rustls server on the same row, in the direction that matters for the row.
 

@@ -61,7 +61,7 @@ if [ "$(nproc)" -lt 2 ]; then echo "needs 2 cores (server on core 0, clients on 
 
 # --- the Rust servers ----------------------------------------------------------------------------
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$BENCH/target}"
-for project in portcullis-hello bare-hello tls-client; do
+for project in portcullis-hello bare-hello tls-client portcullis-agent; do
   echo "building bench/$project (release)" >&2
   cargo build --quiet --release --manifest-path "$BENCH/$project/Cargo.toml"
 done
