@@ -196,7 +196,9 @@ where
     async fn run_tls(mut self, stream: TcpStream) {
         let shared = self.shared.clone();
         let conn = self.guard.conn.clone();
-        let early = async {
+        // Boxed: the handshake's state is freed once it is done, instead of sizing the
+        // connection's task for the whole life of the connection.
+        let early = Box::pin(async {
             let mut stream = stream;
             let mut peer = self.peer_addr;
             if shared.proxy_protocol {
@@ -238,7 +240,7 @@ where
             }
             let tls = start.into_stream(config).await.map_err(Early::Io)?;
             Ok((tls, peer, runtime))
-        };
+        });
         let timed = async {
             if shared.handshake_timeout.is_zero() {
                 early.await
@@ -292,12 +294,14 @@ where
             info,
             options: shared.service_options.clone(),
         };
+        // Boxed, so that an HTTP/1 connection does not carry the size of an HTTP/2 one (and the
+        // other way round) in its task: the task stays small for idle keep-alive connections.
         if http2 {
-            let c = shared.http2.serve_connection(io, service);
-            drive(c, &conn, |c| c.graceful_shutdown()).await;
+            let c = Box::pin(shared.http2.serve_connection(io, service));
+            drive(c, &conn, |c| c.get_mut().as_mut().graceful_shutdown()).await;
         } else {
-            let c = shared.http1.serve_connection(io, service).with_upgrades();
-            drive(c, &conn, |c| c.graceful_shutdown()).await;
+            let c = Box::pin(shared.http1.serve_connection(io, service).with_upgrades());
+            drive(c, &conn, |c| c.get_mut().as_mut().graceful_shutdown()).await;
         }
         drop(self.guard);
     }
