@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::fs;
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,6 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 mod support;
@@ -175,41 +173,6 @@ fn static_files_serve_index_ranges_etags_and_no_listing() {
     }
 }
 
-/// A plain-HTTP backend on 127.0.0.1:0 that answers with what it received, as JSON.
-struct Backend {
-    addr: SocketAddr,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Backend {
-    fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    break;
-                };
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), hyper::service::service_fn(echo)),
-                );
-            }
-        });
-        Self {
-            addr,
-            _runtime: runtime,
-        }
-    }
-}
-
 async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let mut headers = serde_json::Map::new();
     for name in req.headers().keys() {
@@ -243,7 +206,7 @@ async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallibl
 #[test]
 fn proxy_forwards_with_forwarding_headers_and_502s_when_down() {
     let home = tempfile::tempdir().unwrap();
-    let backend = Backend::start();
+    let backend = Backend::start(echo);
     let url = format!("http://{}/base/", backend.addr);
     let server = Portcullis::start(
         home.path(),

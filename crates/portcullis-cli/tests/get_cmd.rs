@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::fs;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -12,12 +12,11 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 mod support;
 
-use support::{Portcullis, BIN};
+use support::{Backend, Portcullis, BIN};
 
 /// Runs `portcullis get ARGS` to its exit, with no proxy from the environment.
 fn get(home: &Path, args: &[&str]) -> Output {
@@ -314,38 +313,6 @@ fn output_file_include_and_fail() {
     assert_exit(&out, 0);
 }
 
-/// A plain-HTTP backend on 127.0.0.1:0 answering with what it received, as JSON.
-struct Backend {
-    addr: SocketAddr,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Backend {
-    fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        runtime.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), hyper::service::service_fn(echo)),
-                );
-            }
-        });
-        Self {
-            addr,
-            _runtime: runtime,
-        }
-    }
-}
-
 async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().to_string();
     let uri = req.uri().to_string();
@@ -370,7 +337,7 @@ async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallibl
 #[test]
 fn post_data_binary_round_trips_through_the_proxy() {
     let home = tempfile::tempdir().unwrap();
-    let backend = Backend::start();
+    let backend = Backend::start(echo);
     let backend_url = format!("http://{}", backend.addr);
     let server = Portcullis::start(
         home.path(),

@@ -11,6 +11,15 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
@@ -222,4 +231,43 @@ pub fn run(home: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
+}
+
+/// A plain-HTTP backend on 127.0.0.1:0 answering every request with `handler`, on its own
+/// runtime (the tests themselves are synchronous).
+pub struct Backend {
+    pub addr: SocketAddr,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Backend {
+    pub fn start<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(Request<Incoming>) -> Fut + Copy + Send + 'static,
+        Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new().serve_connection(
+                        TokioIo::new(stream),
+                        hyper::service::service_fn(handler),
+                    ),
+                );
+            }
+        });
+        Self {
+            addr,
+            _runtime: runtime,
+        }
+    }
 }
