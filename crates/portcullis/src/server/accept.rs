@@ -194,11 +194,23 @@ where
     B::Error: Into<BoxError>,
 {
     async fn run_tls(mut self, stream: TcpStream) {
+        // Boxed: the handshake's state (the TLS stream's slots included) is freed once it is
+        // done, instead of sizing the connection's task for the whole life of the connection.
+        let Some((tls, info, http2)) = Box::pin(self.handshake(stream)).await else {
+            return;
+        };
+        self.serve(tls, info, http2).await;
+    }
+
+    /// PROXY header, first-bytes check, TLS handshake under the handshake timeout, and the
+    /// `on_secure_connection` hook; `None` when the connection ends here.
+    async fn handshake(
+        &mut self,
+        stream: TcpStream,
+    ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, ConnectionInfo, bool)> {
         let shared = self.shared.clone();
         let conn = self.guard.conn.clone();
-        // Boxed: the handshake's state is freed once it is done, instead of sizing the
-        // connection's task for the whole life of the connection.
-        let early = Box::pin(async {
+        let early = async {
             let mut stream = stream;
             let mut peer = self.peer_addr;
             if shared.proxy_protocol {
@@ -240,7 +252,7 @@ where
             }
             let tls = start.into_stream(config).await.map_err(Early::Io)?;
             Ok((tls, peer, runtime))
-        });
+        };
         let timed = async {
             if shared.handshake_timeout.is_zero() {
                 early.await
@@ -252,14 +264,14 @@ where
         };
         let result = tokio::select! {
             result = timed => result,
-            () = conn.control_changed(true) => return,
+            () = conn.control_changed(true) => return None,
         };
         let (tls, peer, runtime) = match result {
             Ok(pair) => pair,
             Err(early) => {
                 let (code, message) = describe_early(early);
                 shared.report(self.peer_addr, code, message);
-                return;
+                return None;
             }
         };
         self.peer_addr = peer;
@@ -269,10 +281,10 @@ where
         let info = ConnectionInfo::new(conn.id, self.peer_addr, self.local_addr, Some(tls_info));
         if let Some(hook) = &shared.hooks.on_secure_connection {
             if !hook(&info) {
-                return;
+                return None;
             }
         }
-        self.serve(tls, info, http2).await;
+        Some((tls, info, http2))
     }
 
     async fn run_plain(self, stream: TcpStream) {
@@ -280,30 +292,51 @@ where
         self.serve(stream, info, false).await;
     }
 
-    async fn serve<I>(self, io: I, info: ConnectionInfo, http2: bool)
+    /// Hands the connection to hyper. Not an `async fn`: the stream, the service and the
+    /// connection details move into the boxed hyper connection here, so that the future that
+    /// lives as long as the connection holds only that box and the registry's handles (an
+    /// idle keep-alive connection's task stays a few hundred bytes).
+    fn serve<I>(
+        self,
+        io: I,
+        info: ConnectionInfo,
+        http2: bool,
+    ) -> impl Future<Output = ()> + Send + 'static
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let conn = self.guard.conn.clone();
+        let Connection {
+            shared,
+            guard,
+            service,
+            ..
+        } = self;
+        let conn = guard.conn.clone();
         conn.set_phase(Phase::Head);
-        let shared = &self.shared;
         let io = TokioIo::new(TimedIo::new(io, conn.clone(), shared.timeouts, http2));
         let service = ConnService {
-            inner: self.service,
+            inner: service,
             conn: conn.clone(),
             info,
             options: shared.service_options.clone(),
         };
         // Boxed, so that an HTTP/1 connection does not carry the size of an HTTP/2 one (and the
-        // other way round) in its task: the task stays small for idle keep-alive connections.
-        if http2 {
+        // other way round) in its task.
+        let (h1, h2) = if http2 {
             let c = Box::pin(shared.http2.serve_connection(io, service));
-            drive(c, &conn, |c| c.get_mut().as_mut().graceful_shutdown()).await;
+            (None, Some(c))
         } else {
             let c = Box::pin(shared.http1.serve_connection(io, service).with_upgrades());
-            drive(c, &conn, |c| c.get_mut().as_mut().graceful_shutdown()).await;
+            (Some(c), None)
+        };
+        async move {
+            if let Some(c) = h2 {
+                drive(c, &conn, |c| c.get_mut().as_mut().graceful_shutdown()).await;
+            } else if let Some(c) = h1 {
+                drive(c, &conn, |c| c.get_mut().as_mut().graceful_shutdown()).await;
+            }
+            drop(guard);
         }
-        drop(self.guard);
     }
 }
 
