@@ -207,7 +207,11 @@ where
     async fn handshake(
         &mut self,
         stream: TcpStream,
-    ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, ConnectionInfo, bool)> {
+    ) -> Option<(
+        tokio_rustls::server::TlsStream<TcpStream>,
+        ConnectionInfo,
+        bool,
+    )> {
         let shared = self.shared.clone();
         let conn = self.guard.conn.clone();
         let early = async {

@@ -39,6 +39,10 @@ impl ServiceOptions {
         keep_alive_secs: u64,
         max_requests: usize,
     ) -> Option<HeaderValue> {
+        if keep_alive_secs == 5 && max_requests == 0 {
+            // Node's default, shared without a per-request reference count.
+            return Some(HeaderValue::from_static("timeout=5"));
+        }
         let text = if max_requests > 0 {
             format!("timeout={keep_alive_secs}, max={max_requests}")
         } else {
@@ -118,7 +122,9 @@ where
                 res.headers_mut()
                     .insert(CONNECTION, HeaderValue::from_static("close"));
             }
-            return ResponseFuture::Ready { res: Some(res) };
+            return ResponseFuture::Ready {
+                res: Some(Box::new(res)),
+            };
         }
 
         let last = http1
@@ -127,7 +133,7 @@ where
                 || conn.is_graceful());
         req.extensions_mut().insert(self.info.clone());
         ResponseFuture::Pending {
-            fut: self.inner.clone().oneshot(req),
+            fut: Call::start(self.inner.clone(), req),
             guard: Some(guard),
             options: self.options.clone(),
             secure: self.info.is_secure(),
@@ -144,13 +150,15 @@ pin_project_lite::pin_project! {
     {
         Pending {
             #[pin]
-            fut: Oneshot<S, Request<Incoming>>,
+            fut: Call<S, Request<Incoming>>,
             guard: Option<ResponseGuard>,
             options: Arc<ServiceOptions>,
             secure: bool,
             last: bool,
         },
-        Ready { res: Option<Response<ResponseBody<B>>> },
+        // Boxed: a canned answer is rare; the response would otherwise size every call's
+        // future (hyper moves it, and an HTTP/2 stream's task holds it).
+        Ready { res: Option<Box<Response<ResponseBody<B>>>> },
     }
 }
 
@@ -165,9 +173,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            ResponseFutureProj::Ready { res } => {
-                Poll::Ready(res.take().ok_or_else(|| "polled after completion".into()))
-            }
+            ResponseFutureProj::Ready { res } => Poll::Ready(
+                res.take()
+                    .map(|res| *res)
+                    .ok_or_else(|| "polled after completion".into()),
+            ),
             ResponseFutureProj::Pending {
                 fut,
                 guard,
@@ -175,7 +185,7 @@ where
                 secure,
                 last,
             } => {
-                let res = ready!(fut.poll(cx)).map_err(Into::into)?;
+                let res = ready!(fut.poll(cx))?;
                 let guard = guard.take().ok_or("polled after completion")?;
                 guard.conn.mark_response_started();
                 let http1 = guard.http1;
@@ -193,7 +203,10 @@ where
                     if closing {
                         headers.insert(CONNECTION, HeaderValue::from_static("close"));
                     } else if let Some(ka) = &options.keep_alive_header {
-                        if !headers.contains_key(CONNECTION) && !headers.contains_key(&KEEP_ALIVE) {
+                        if headers.is_empty()
+                            || !headers.contains_key(CONNECTION)
+                                && !headers.contains_key(&KEEP_ALIVE)
+                        {
                             headers.reserve(2);
                             headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
                             headers.insert(KEEP_ALIVE.clone(), ka.clone());
@@ -205,6 +218,64 @@ where
                     ResponseBody::Inner { body, guard },
                 )))
             }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The service's call. Most services are ready at once (`service_fn`, axum's `Router`):
+    /// then the request goes straight to `call`, without carrying the service and the request
+    /// in a `Oneshot` until the first poll.
+    #[project = CallProj]
+    pub(crate) enum Call<S, Req>
+    where
+        S: tower_service::Service<Req>,
+    {
+        Called { #[pin] fut: S::Future },
+        // Boxed: the service and the request would otherwise size every call's future.
+        Waiting { fut: Pin<Box<Oneshot<S, Req>>> },
+        NotReady { error: Option<BoxError> },
+    }
+}
+
+impl<S, Req> Call<S, Req>
+where
+    S: tower_service::Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    fn start(mut service: S, req: Req) -> Self {
+        // A no-op waker is enough: a service that is not ready now is polled again, with the
+        // connection's waker, by `Oneshot`.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match service.poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => Call::Called {
+                fut: service.call(req),
+            },
+            Poll::Ready(Err(error)) => Call::NotReady {
+                error: Some(error.into()),
+            },
+            Poll::Pending => Call::Waiting {
+                fut: Box::pin(service.oneshot(req)),
+            },
+        }
+    }
+}
+
+impl<S, Req> Future for Call<S, Req>
+where
+    S: tower_service::Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            CallProj::Called { fut } => fut.poll(cx).map_err(Into::into),
+            CallProj::Waiting { fut } => fut.as_mut().poll(cx).map_err(Into::into),
+            CallProj::NotReady { error } => match error.take() {
+                Some(error) => Poll::Ready(Err(error)),
+                None => Poll::Pending,
+            },
         }
     }
 }
@@ -293,5 +364,71 @@ where
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// Not ready on its first `poll_ready` (waking the caller), then ready; or never ready.
+    #[derive(Clone)]
+    struct Slow {
+        polls: Arc<AtomicUsize>,
+        fail: bool,
+    }
+
+    impl tower_service::Service<u32> for Slow {
+        type Response = u32;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<u32, BoxError>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            if self.fail {
+                return Poll::Ready(Err("overloaded".into()));
+            }
+            if self.polls.fetch_add(1, Ordering::SeqCst) == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: u32) -> Self::Future {
+            std::future::ready(Ok(req * 2))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ready_service_is_called_at_once() {
+        let service = tower::service_fn(|req: u32| async move { Ok::<_, BoxError>(req + 1) });
+        let call = Call::start(service, 41);
+        assert!(matches!(call, Call::Called { .. }));
+        assert_eq!(call.await.unwrap(), 42);
+    }
+
+    #[tokio::test]
+    async fn a_service_that_is_not_ready_is_polled_again_with_the_real_waker() {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let service = Slow {
+            polls: polls.clone(),
+            fail: false,
+        };
+        let call = Call::start(service, 21);
+        assert!(matches!(call, Call::Waiting { .. }));
+        assert_eq!(call.await.unwrap(), 42);
+        assert_eq!(polls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_poll_ready_is_the_calls_error() {
+        let service = Slow {
+            polls: Arc::new(AtomicUsize::new(0)),
+            fail: true,
+        };
+        let err = Call::start(service, 1).await.unwrap_err();
+        assert_eq!(err.to_string(), "overloaded");
     }
 }

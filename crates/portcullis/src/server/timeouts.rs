@@ -132,8 +132,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TimedIo<T> {
         }
     }
 
-    /// Checks the deadline; `Ready` carries the expiry that has passed. Keeps the timer armed at
-    /// the earliest relevant instant, resetting it only when the deadline moved earlier.
+    /// Checks the deadline; `Ready` carries the expiry that has passed. The timer stays armed
+    /// at the earliest deadline seen; while it is armed no later than the current deadline and
+    /// has not fired, nothing can have expired, so the clock is read only when the timer is
+    /// (re)armed or has fired.
     fn poll_expiry(&mut self, cx: &mut Context<'_>) -> Poll<Expiry> {
         let Some((at, expiry)) = Self::deadline(
             &self.conn,
@@ -144,20 +146,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TimedIo<T> {
         ) else {
             return Poll::Pending;
         };
+        if self.armed.is_some_and(|armed| armed <= at) {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // It fired for an earlier deadline, or for this one.
+            self.armed = None;
+        }
         if Instant::now() >= at {
             return Poll::Ready(expiry);
         }
-        if self.armed.is_none_or(|armed| armed > at) {
-            self.sleep.as_mut().reset(at.into());
-            self.armed = Some(at);
+        self.sleep.as_mut().reset(at.into());
+        self.armed = Some(at);
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(expiry),
+            Poll::Pending => Poll::Pending,
         }
-        if self.sleep.as_mut().poll(cx).is_ready() {
-            // The timer was armed for an earlier deadline that has since moved: re-arm.
-            self.sleep.as_mut().reset(at.into());
-            self.armed = Some(at);
-            let _ = self.sleep.as_mut().poll(cx);
-        }
-        Poll::Pending
     }
 
     /// Writes the 408, flushes and shuts the stream down; then reports end of stream.
