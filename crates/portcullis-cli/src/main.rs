@@ -98,6 +98,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub keep_alive_timeout: Option<Duration>,
 
+    /// Release an idle HTTP/1 connection's HTTP buffers after this long without a request; the
+    /// connection stays open. 0s keeps them. [default: 500ms]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub release_idle_after: Option<Duration>,
+
     /// Drop a connection after this long with no socket activity. (Node: server.timeout; ESP-
     /// IDF: recv_wait_timeout/send_wait_timeout) [default: 0s, off]
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]

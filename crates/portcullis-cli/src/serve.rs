@@ -118,6 +118,9 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
     if let Some(t) = args.idle_timeout {
         builder = builder.timeout(t);
     }
+    if let Some(t) = args.release_idle_after {
+        builder = builder.release_idle_buffers_after(t);
+    }
     if let Some(t) = args.handshake_timeout {
         builder = builder.handshake_timeout(t);
     }

@@ -412,3 +412,39 @@ fn headers_timeout_answers_408_to_a_silent_tls_client() {
     assert!(stdout.contains("408"), "openssl printed: {stdout:?}");
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn release_idle_after_keeps_the_connection_serving() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start_with_env(
+        home.path(),
+        &["--listen", "127.0.0.1:0", "--release-idle-after", "10ms"],
+        &[("RUST_LOG", "info,portcullis::server=trace")],
+    );
+    // One curl command reuses its connection; --rate spaces the requests past the release.
+    let url = format!("https://localhost:{}/", server.port());
+    let out = server.curl(&[
+        "--http1.1",
+        "--rate",
+        "10/s",
+        "-w",
+        "%{http_code}:%{num_connects} ",
+        "-o",
+        "/dev/null",
+        &url,
+        "-o",
+        "/dev/null",
+        &url,
+        "-o",
+        "/dev/null",
+        &url,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.trim(), "200:1 200:0 200:0", "{}", server.log());
+    // Released while idle between the requests (and after the last, before curl closed).
+    let released = server
+        .log()
+        .matches("releasing the HTTP/1 connection state")
+        .count();
+    assert!(released >= 2, "{}", server.log());
+}

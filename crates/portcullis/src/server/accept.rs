@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -54,6 +54,7 @@ pub(crate) struct Shared {
     pub(crate) service_options: Arc<ServiceOptions>,
     pub(crate) timeouts: Timeouts,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) release_idle_buffers_after: Duration,
     pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) https_port: Option<u16>,
     pub(crate) proxy_protocol: bool,
@@ -337,9 +338,161 @@ where
             if let Some(c) = h2 {
                 drive(c, &conn, |c| c.get_mut().as_mut().graceful_shutdown()).await;
             } else if let Some(c) = h1 {
-                drive(c, &conn, |c| c.get_mut().as_mut().graceful_shutdown()).await;
+                serve_http1(c, &shared, &conn).await;
             }
             drop(guard);
+        }
+    }
+}
+
+type Http1Conn<I, S> =
+    hyper::server::conn::http1::UpgradeableConnection<TokioIo<TimedIo<I>>, ConnService<S>>;
+
+/// Serves an HTTP/1 connection. After `release_idle_buffers_after` without a request, hyper's
+/// connection state (its read and write buffers) is released and the connection waits for the
+/// next request holding only its TLS stream; the first byte of that request starts a new hyper
+/// connection state over the same stream.
+async fn serve_http1<I, S, B>(mut c: Pin<Box<Http1Conn<I, S>>>, shared: &Shared, conn: &ConnShared)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    loop {
+        let parked = drive_http1(&mut c, conn, shared.release_idle_buffers_after).await;
+        if !parked {
+            return;
+        }
+        conn.set_parking(false);
+        // `None`: the connection was upgraded and belongs to the upgrade now.
+        let Some((mut io, unparsed, service)) = take_parts(c) else {
+            return;
+        };
+        let first = match unparsed {
+            Some(bytes) => bytes,
+            None => match wait_for_request(&mut io, conn).await {
+                Some(byte) => byte,
+                None => return,
+            },
+        };
+        io.push_front(first);
+        c = Box::pin(
+            shared
+                .http1
+                .serve_connection(TokioIo::new(*io), service)
+                .with_upgrades(),
+        );
+    }
+}
+
+/// What a released hyper connection leaves: the stream (boxed, so that the task does not grow by
+/// a TLS stream for every connection), a copy of the bytes hyper had read but not parsed (hyper
+/// hands them over in its whole read buffer), and the service. Not an `async fn`'s local:
+/// hyper's `Parts` would then size the task.
+#[allow(clippy::type_complexity)]
+fn take_parts<I, S, B>(
+    c: Pin<Box<Http1Conn<I, S>>>,
+) -> Option<(Box<TimedIo<I>>, Option<Bytes>, ConnService<S>)>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let parts = Pin::into_inner(c).into_parts()?;
+    let unparsed = (!parts.read_buf.is_empty()).then(|| Bytes::copy_from_slice(&parts.read_buf));
+    Some((Box::new(parts.io.into_inner()), unparsed, parts.service))
+}
+
+/// Runs a hyper HTTP/1 connection until it ends (`false`) or has been idle long enough to be
+/// released (`true`: hyper has ended its state without shutting the stream down).
+async fn drive_http1<I, S, B>(
+    c: &mut Pin<Box<Http1Conn<I, S>>>,
+    conn: &ConnShared,
+    release_after: Duration,
+) -> bool
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let release = !release_after.is_zero();
+    let check = tokio::time::sleep(release_after);
+    tokio::pin!(check);
+    let mut graceful_sent = false;
+    loop {
+        tokio::select! {
+            biased;
+            result = c.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(id = conn.id, error = %e, "connection ended with an error");
+                }
+                return conn.is_parking();
+            }
+            () = conn.control_changed(graceful_sent) => {
+                if conn.is_killed() {
+                    return false;
+                }
+                graceful_sent = true;
+                c.as_mut().graceful_shutdown();
+            }
+            () = &mut check, if release && !graceful_sent && !conn.is_parking() => {
+                let now = Instant::now();
+                let idle = conn.phase() == Phase::Idle;
+                let since = conn.idle_since();
+                if idle && conn.is_flushed() && now.duration_since(since) >= release_after {
+                    // hyper is between requests with nothing to write: it ends its state at
+                    // once, and the stream's shutdown is skipped while `parking` is set.
+                    tracing::trace!(id = conn.id, "idle: releasing the HTTP/1 connection state");
+                    conn.set_parking(true);
+                    c.as_mut().graceful_shutdown();
+                } else {
+                    let next = if idle { since + release_after } else { now + release_after };
+                    check.as_mut().reset(next.max(now + Duration::from_millis(10)).into());
+                }
+            }
+        }
+    }
+}
+
+/// Waits, holding only the stream, for the first byte of the next request (returned), or for
+/// the end of the connection (`None`): the client closed it, the keep-alive or inactivity
+/// timeout passed (both enforced by `TimedIo`), or the server is closing it.
+async fn wait_for_request<I>(io: &mut TimedIo<I>, conn: &ConnShared) -> Option<Bytes>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut first = [0u8; 1];
+    let read = tokio::select! {
+        biased;
+        () = conn.control_changed(false) => {
+            if !conn.is_killed() {
+                // close() and close_idle_connections(): an idle connection ends cleanly.
+                let _ = io.shutdown().await;
+            }
+            return None;
+        }
+        read = io.read(&mut first) => read,
+    };
+    match read {
+        Ok(0) => {
+            let _ = io.shutdown().await;
+            None
+        }
+        Ok(_) => Some(Bytes::copy_from_slice(&first)),
+        Err(e) => {
+            tracing::debug!(id = conn.id, error = %e, "idle connection ended with an error");
+            None
         }
     }
 }

@@ -103,6 +103,12 @@ pub(crate) struct ConnShared {
     pub(crate) graceful: AtomicBool,
     /// Drop the connection now.
     pub(crate) kill: AtomicBool,
+    /// Every byte written has been flushed (hyper flushes its stream only once its own write
+    /// buffer is empty), so hyper's connection state can be released without losing output.
+    flushed: AtomicBool,
+    /// The connection's HTTP/1 state is being released: a shutdown hyper asks for now must
+    /// leave the stream open.
+    parking: AtomicBool,
     /// Wakes the connection's task when either flag is set: one waiter per connection, so
     /// each wake of the task polls one future, not two.
     control: Notify,
@@ -168,6 +174,22 @@ impl ConnShared {
             }
             notified.await;
         }
+    }
+
+    pub(crate) fn set_flushed(&self, flushed: bool) {
+        self.flushed.store(flushed, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_flushed(&self) -> bool {
+        self.flushed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_parking(&self, parking: bool) {
+        self.parking.store(parking, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_parking(&self) -> bool {
+        self.parking.load(Ordering::Relaxed)
     }
 
     /// An HTTP/2 stream began.
@@ -260,6 +282,8 @@ impl Registry {
             response_started: AtomicBool::new(false),
             graceful: AtomicBool::new(false),
             kill: AtomicBool::new(false),
+            flushed: AtomicBool::new(true),
+            parking: AtomicBool::new(false),
             control: Notify::new(),
             epoch: self.epoch,
         });

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
@@ -83,6 +84,9 @@ pub(crate) struct TimedIo<T> {
     request_start: Instant,
     last_io: Instant,
     ending: Option<Ending>,
+    /// Bytes already read from the stream, handed out before it is read again: what a released
+    /// HTTP/1 connection state had buffered, or the first byte that woke an idle connection.
+    prefix: Bytes,
 }
 
 impl<T> TimedIo<T> {
@@ -98,7 +102,14 @@ impl<T> TimedIo<T> {
             request_start: now,
             last_io: now,
             ending: None,
+            prefix: Bytes::new(),
         }
+    }
+
+    /// Puts bytes in front of the stream's next reads.
+    pub(crate) fn push_front(&mut self, bytes: Bytes) {
+        debug_assert!(self.prefix.is_empty());
+        self.prefix = bytes;
     }
 }
 
@@ -205,16 +216,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
         if this.ending.is_some() {
             return this.poll_end(cx);
         }
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            if this.prefix.is_empty() {
+                this.prefix = Bytes::new();
+            }
+            this.bytes_arrived();
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     this.note_activity();
-                    if !this.http2 && this.conn.phase() == Phase::Idle {
-                        // The first byte of the next request: Node's on_message_begin.
-                        this.request_start = Instant::now();
-                        this.conn.set_phase(Phase::Head);
-                    }
+                    this.bytes_arrived();
                 }
                 Poll::Ready(Ok(()))
             }
@@ -251,6 +268,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TimedIo<T> {
         match write(Pin::new(&mut self.inner), cx) {
             Poll::Ready(Ok(n)) => {
                 self.note_activity();
+                if n > 0 {
+                    self.conn.set_flushed(false);
+                }
                 Poll::Ready(Ok(n))
             }
             Poll::Pending => {
@@ -258,6 +278,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TimedIo<T> {
                 Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
             }
             other => other,
+        }
+    }
+
+    /// Request bytes reached hyper: on an idle connection they begin the next request.
+    fn bytes_arrived(&mut self) {
+        if !self.http2 && self.conn.phase() == Phase::Idle {
+            // The first byte of the next request: Node's on_message_begin.
+            self.request_start = Instant::now();
+            self.conn.set_phase(Phase::Head);
         }
     }
 
@@ -297,12 +326,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         if this.ending.is_some() {
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_flush(cx)
+        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+        this.conn.set_flushed(true);
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.ending.is_some() {
+        if this.ending.is_some() || this.conn.is_parking() {
+            // Parking: hyper ends its connection state, the stream stays open.
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.inner).poll_shutdown(cx)

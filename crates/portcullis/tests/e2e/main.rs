@@ -8,6 +8,7 @@ mod clients;
 mod close;
 mod hooks;
 mod identity_formats;
+mod idle_release;
 mod limits;
 mod timeouts;
 mod tls;

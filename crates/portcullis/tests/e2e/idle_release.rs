@@ -1,0 +1,202 @@
+//! Idle HTTP/1 connections release hyper's connection state (its read and write buffers) and
+//! keep serving, timing out and closing as before (`release_idle_buffers_after`).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+
+use crate::support::*;
+
+const RELEASE: Duration = Duration::from_millis(30);
+const RELEASED: &str = "releasing the HTTP/1 connection state";
+
+/// The server's trace output, captured for one test. `#[tokio::test]` runs the server's tasks on
+/// the test's thread, so a thread-local default subscriber sees them all.
+#[derive(Clone, Default)]
+struct Trace(Arc<Mutex<Vec<u8>>>);
+
+impl Trace {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let sink = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .matches(needle)
+            .count()
+    }
+}
+
+impl Write for Trace {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_idle_connection_releases_its_state_and_serves_the_next_request() {
+    let trace = Trace::default();
+    let _guard = trace.install();
+    let srv = start_hello(|b| b.release_idle_buffers_after(RELEASE)).await;
+    let mut tls = srv.tls().await;
+    for round in 1..=3 {
+        write_all(&mut tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let res = read_response(&mut tls).await;
+        assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+        assert!(
+            res.to_ascii_lowercase().contains("connection: keep-alive"),
+            "{res}"
+        );
+        assert!(res.ends_with("hello world\n"), "{res}");
+        tokio::time::sleep(RELEASE * 5).await;
+        assert_eq!(trace.count(RELEASED), round, "one release per idle period");
+        let counts = srv.handle.connections();
+        assert_eq!((counts.idle, counts.total()), (1, 1), "{counts:?}");
+    }
+}
+
+#[tokio::test]
+async fn zero_keeps_the_state_for_the_connections_life() {
+    let trace = Trace::default();
+    let _guard = trace.install();
+    let srv = start_hello(|b| b.release_idle_buffers_after(Duration::ZERO)).await;
+    let mut tls = srv.tls().await;
+    write_all(&mut tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(read_response(&mut tls).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    write_all(&mut tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(read_response(&mut tls).await.starts_with("HTTP/1.1 200"));
+    assert_eq!(trace.count(RELEASED), 0);
+}
+
+#[tokio::test]
+async fn a_partial_pipelined_request_survives_the_release() {
+    let trace = Trace::default();
+    let _guard = trace.install();
+    let srv = start_hello(|b| b.release_idle_buffers_after(RELEASE)).await;
+    let mut tls = srv.tls().await;
+    // The first request and the start of the second in one write: hyper holds the start of
+    // the second, unparsed, when the connection is released.
+    write_all(
+        &mut tls,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHo",
+    )
+    .await;
+    assert!(read_response(&mut tls).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(RELEASE * 5).await;
+    assert_eq!(trace.count(RELEASED), 1);
+    write_all(&mut tls, b"st: x\r\n\r\n").await;
+    let res = read_response(&mut tls).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    // The rest of the second request began a request: it is not released again while
+    // incomplete.
+    assert_eq!(trace.count(RELEASED), 1);
+}
+
+#[tokio::test]
+async fn a_released_connection_times_out_with_close_notify() {
+    let srv = start_hello(|b| {
+        b.release_idle_buffers_after(RELEASE)
+            .keep_alive_timeout(Duration::from_millis(300))
+            .keep_alive_timeout_buffer(Duration::from_millis(200))
+    })
+    .await;
+    let mut tls = srv.tls().await;
+    write_all(&mut tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(read_response(&mut tls).await.starts_with("HTTP/1.1 200"));
+    let t0 = Instant::now();
+    let mut buf = [0u8; 64];
+    // Ok(0) is a clean end: close_notify, then FIN (an EOF without close_notify is an error
+    // in tokio-rustls).
+    let read = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert_eq!(read.unwrap(), 0);
+    let elapsed = t0.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(srv.handle.connections().total(), 0);
+}
+
+#[tokio::test]
+async fn close_ends_released_idle_connections() {
+    let srv = start_hello(|b| b.release_idle_buffers_after(RELEASE)).await;
+    let mut tls = srv.tls().await;
+    write_all(&mut tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(read_response(&mut tls).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(RELEASE * 5).await;
+    let handle = srv.handle.clone();
+    let closing = tokio::spawn(async move { handle.close().await });
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf))
+        .await
+        .expect("closed at once");
+    assert_eq!(read.unwrap(), 0, "close_notify, no bytes");
+    tokio::time::timeout(Duration::from_secs(2), closing)
+        .await
+        .expect("close() returns")
+        .unwrap();
+    srv.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn close_all_connections_drops_released_connections() {
+    let srv = start_hello(|b| b.release_idle_buffers_after(RELEASE)).await;
+    let mut tls = srv.tls().await;
+    write_all(&mut tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(read_response(&mut tls).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(RELEASE * 5).await;
+    srv.handle.close_all_connections();
+    let (bytes, closed) = read_until_close(&mut tls, Duration::from_secs(2)).await;
+    assert!(bytes.is_empty() && closed);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(srv.handle.connections().total(), 0);
+}
+
+#[tokio::test]
+async fn curl_keep_alive_requests_across_releases() {
+    let srv = start_hello(|b| b.release_idle_buffers_after(Duration::from_millis(10))).await;
+    // curl reuses one connection for the URLs of one command; --rate spaces the requests
+    // beyond the release delay.
+    let url = srv.url("/");
+    let out = srv
+        .curl(&[
+            "--http1.1",
+            "--rate",
+            "10/s",
+            "-w",
+            "%{num_connects} ",
+            &url,
+            &url,
+            &url,
+        ])
+        .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("hello world").count(), 3, "{text}");
+    // One new connection for the first transfer, none after.
+    assert!(
+        text.contains("hello world\n1 hello world\n0 hello world\n0"),
+        "{text}"
+    );
+}
