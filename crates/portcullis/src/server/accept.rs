@@ -158,8 +158,14 @@ where
         };
         tokio::spawn(async move {
             match mode {
-                Mode::Tls => task.run_tls(stream).await,
-                Mode::Plain => task.run_plain(stream).await,
+                // Both stages boxed: the handshake's state is freed once it is done, and the
+                // task itself stays a few pointers wide whichever stage it is in.
+                Mode::Tls => {
+                    if let Some(serve) = Box::pin(task.start_tls(stream)).await {
+                        serve.await;
+                    }
+                }
+                Mode::Plain => task.start_plain(stream).await,
             }
         });
     }
@@ -194,13 +200,13 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    async fn run_tls(mut self, stream: TcpStream) {
-        // Boxed: the handshake's state (the TLS stream's slots included) is freed once it is
-        // done, instead of sizing the connection's task for the whole life of the connection.
-        let Some((tls, info, http2)) = Box::pin(self.handshake(stream)).await else {
-            return;
-        };
-        self.serve(tls, info, http2).await;
+    /// The handshake, then the (boxed) future that serves the connection.
+    async fn start_tls(
+        mut self,
+        stream: TcpStream,
+    ) -> Option<Pin<Box<impl Future<Output = ()> + Send + 'static>>> {
+        let (tls, info, http2) = self.handshake(stream).await?;
+        Some(Box::pin(self.serve(tls, info, http2)))
     }
 
     /// PROXY header, first-bytes check, TLS handshake under the handshake timeout, and the
@@ -292,9 +298,9 @@ where
         Some((tls, info, http2))
     }
 
-    async fn run_plain(self, stream: TcpStream) {
+    fn start_plain(self, stream: TcpStream) -> Pin<Box<impl Future<Output = ()> + Send + 'static>> {
         let info = ConnectionInfo::new(self.guard.conn.id, self.peer_addr, self.local_addr, None);
-        self.serve(stream, info, false).await;
+        Box::pin(self.serve(stream, info, false))
     }
 
     /// Hands the connection to hyper. Not an `async fn`: the stream, the service and the
@@ -425,8 +431,8 @@ where
     B::Error: Into<BoxError>,
 {
     let release = !release_after.is_zero();
-    let check = tokio::time::sleep(release_after);
-    tokio::pin!(check);
+    // Boxed: a timer entry in the task's state would size it for released connections too.
+    let mut check = Box::pin(tokio::time::sleep(release_after));
     let mut graceful_sent = false;
     loop {
         tokio::select! {
