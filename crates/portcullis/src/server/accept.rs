@@ -149,29 +149,37 @@ where
             }
         }
         let _ = stream.set_nodelay(true);
-        let task = Connection {
+        // Boxed until the first poll: tokio sizes the task's cell (in steps of 128 bytes) by the
+        // largest state of its future, and this one is the largest.
+        let task = Box::new(Connection {
             shared: shared.clone(),
             guard,
             peer_addr,
             local_addr,
             service: service.clone(),
-        };
+        });
         tokio::spawn(async move {
             match mode {
                 // Both stages boxed: the handshake's state is freed once it is done, and the
                 // task itself stays a few pointers wide whichever stage it is in.
                 Mode::Tls => {
-                    if let Some(serve) = Box::pin(task.start_tls(stream)).await {
+                    if let Some(serve) = Box::pin(unbox(task).start_tls(stream)).await {
                         serve.await;
                     }
                 }
-                Mode::Plain => task.start_plain(stream).await,
+                Mode::Plain => unbox(task).start_plain(stream).await,
             }
         });
     }
     drop(listener);
     shared.registry.wait_empty().await;
     Ok(())
+}
+
+/// Moves a value out of its box and frees the box (`Box::into_inner` is unstable).
+#[allow(clippy::boxed_local)] // taking the box is the point: it is freed here
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
 }
 
 struct Connection<S> {
