@@ -68,6 +68,14 @@ struct Counts {
     resumed: AtomicU64,
 }
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const BULK_BYTES: u64 = 1 << 30;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
