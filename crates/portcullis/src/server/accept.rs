@@ -349,8 +349,8 @@ where
             (Some(c), None)
         };
         async move {
-            if let Some(c) = h2 {
-                drive(c, &conn, |c| c.get_mut().as_mut().graceful_shutdown()).await;
+            if let Some(mut c) = h2 {
+                drive(&mut c, &conn, |c| c.graceful_shutdown(), Duration::ZERO).await;
             } else if let Some(c) = h1 {
                 serve_http1(c, &shared, &conn).await;
             }
@@ -376,13 +376,24 @@ where
     B::Error: Into<BoxError>,
 {
     loop {
-        let parked = drive_http1(&mut c, conn, shared.release_idle_buffers_after).await;
+        let parked = drive(
+            &mut c,
+            conn,
+            |c| c.graceful_shutdown(),
+            shared.release_idle_buffers_after,
+        )
+        .await;
         if !parked {
             return;
         }
         conn.set_parking(false);
         // `None`: the connection was upgraded and belongs to the upgrade now.
-        let Some((mut io, unparsed, service)) = take_parts(c) else {
+        let Some(Released {
+            mut io,
+            unparsed,
+            service,
+        }) = Released::take(c)
+        else {
             return;
         };
         let first = match unparsed {
@@ -404,76 +415,34 @@ where
 
 /// What a released hyper connection leaves: the stream (boxed, so that the task does not grow by
 /// a TLS stream for every connection), a copy of the bytes hyper had read but not parsed (hyper
-/// hands them over in its whole read buffer), and the service. Not an `async fn`'s local:
-/// hyper's `Parts` would then size the task.
-#[allow(clippy::type_complexity)]
-fn take_parts<I, S, B>(
-    c: Pin<Box<Http1Conn<I, S>>>,
-) -> Option<(Box<TimedIo<I>>, Option<Bytes>, ConnService<S>)>
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let parts = Pin::into_inner(c).into_parts()?;
-    let unparsed = (!parts.read_buf.is_empty()).then(|| Bytes::copy_from_slice(&parts.read_buf));
-    Some((Box::new(parts.io.into_inner()), unparsed, parts.service))
+/// hands them over in its whole read buffer), and the service.
+struct Released<I, S> {
+    io: Box<TimedIo<I>>,
+    unparsed: Option<Bytes>,
+    service: ConnService<S>,
 }
 
-/// Runs a hyper HTTP/1 connection until it ends (`false`) or has been idle long enough to be
-/// released (`true`: hyper has ended its state without shutting the stream down).
-async fn drive_http1<I, S, B>(
-    c: &mut Pin<Box<Http1Conn<I, S>>>,
-    conn: &ConnShared,
-    release_after: Duration,
-) -> bool
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let release = !release_after.is_zero();
-    // Boxed: a timer entry in the task's state would size it for released connections too.
-    let mut check = Box::pin(tokio::time::sleep(release_after));
-    let mut graceful_sent = false;
-    loop {
-        tokio::select! {
-            biased;
-            result = c.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(id = conn.id, error = %e, "connection ended with an error");
-                }
-                return conn.is_parking();
-            }
-            () = conn.control_changed(graceful_sent) => {
-                if conn.is_killed() {
-                    return false;
-                }
-                graceful_sent = true;
-                c.as_mut().graceful_shutdown();
-            }
-            () = &mut check, if release && !graceful_sent && !conn.is_parking() => {
-                let now = Instant::now();
-                let idle = conn.phase() == Phase::Idle;
-                let since = conn.idle_since();
-                if idle && conn.is_flushed() && now.duration_since(since) >= release_after {
-                    // hyper is between requests with nothing to write: it ends its state at
-                    // once, and the stream's shutdown is skipped while `parking` is set.
-                    tracing::trace!(id = conn.id, "idle: releasing the HTTP/1 connection state");
-                    conn.set_parking(true);
-                    c.as_mut().graceful_shutdown();
-                } else {
-                    let next = if idle { since + release_after } else { now + release_after };
-                    check.as_mut().reset(next.max(now + Duration::from_millis(10)).into());
-                }
-            }
-        }
+impl<I, S> Released<I, S> {
+    /// `None` when the connection was upgraded. Not inlined into an `async fn`: hyper's `Parts`
+    /// would then size the task.
+    fn take<B>(c: Pin<Box<Http1Conn<I, S>>>) -> Option<Self>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        S: tower_service::Service<Request<Incoming>, Response = Response<B>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let parts = Pin::into_inner(c).into_parts()?;
+        Some(Self {
+            io: Box::new(parts.io.into_inner()),
+            unparsed: (!parts.read_buf.is_empty()).then(|| Bytes::copy_from_slice(&parts.read_buf)),
+            service: parts.service,
+        })
     }
 }
 
@@ -511,32 +480,63 @@ where
     }
 }
 
-/// Runs a hyper connection until it ends, shutting it down gracefully or dropping it when
-/// the registry says so.
-async fn drive<F, E>(conn: F, shared: &ConnShared, graceful: fn(Pin<&mut F>))
+/// Runs a hyper connection until it ends (`false`), shutting it down gracefully or dropping it
+/// when the registry says so. With a non-zero `release_after` (HTTP/1), it also ends hyper's
+/// connection, leaving the stream open, once the connection has been idle that long (`true`).
+async fn drive<F, E>(
+    c: &mut Pin<Box<F>>,
+    conn: &ConnShared,
+    graceful: fn(Pin<&mut F>),
+    release_after: Duration,
+) -> bool
 where
     F: Future<Output = std::result::Result<(), E>>,
     E: fmt::Display,
 {
-    tokio::pin!(conn);
+    // Boxed, and only when used: a timer entry in the task's state would size it for released
+    // connections too.
+    let mut check = (!release_after.is_zero()).then(|| Box::pin(tokio::time::sleep(release_after)));
     let mut graceful_sent = false;
     loop {
         tokio::select! {
             biased;
-            result = conn.as_mut() => {
+            result = c.as_mut() => {
                 if let Err(e) = result {
-                    tracing::debug!(id = shared.id, error = %e, "connection ended with an error");
+                    tracing::debug!(id = conn.id, error = %e, "connection ended with an error");
                 }
-                return;
+                return conn.is_parking();
             }
-            () = shared.control_changed(graceful_sent) => {
-                if shared.is_killed() {
-                    return;
+            () = conn.control_changed(graceful_sent) => {
+                if conn.is_killed() {
+                    return false;
                 }
                 graceful_sent = true;
-                graceful(conn.as_mut());
+                graceful(c.as_mut());
+            }
+            () = fired(&mut check), if check.is_some() && !graceful_sent && !conn.is_parking() => {
+                let now = Instant::now();
+                let idle = conn.phase() == Phase::Idle;
+                let since = conn.idle_since();
+                if idle && conn.is_flushed() && now.duration_since(since) >= release_after {
+                    // hyper is between requests with nothing to write: it ends its state at
+                    // once, and the stream's shutdown is skipped while `parking` is set.
+                    tracing::trace!(id = conn.id, "idle: releasing the HTTP/1 connection state");
+                    conn.set_parking(true);
+                    graceful(c.as_mut());
+                } else if let Some(check) = check.as_mut() {
+                    let next = if idle { since + release_after } else { now + release_after };
+                    check.as_mut().reset(next.max(now + Duration::from_millis(10)).into());
+                }
             }
         }
+    }
+}
+
+/// Resolves when the timer fires; never without a timer.
+async fn fired(timer: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    match timer {
+        Some(timer) => timer.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -39,10 +39,6 @@ impl ServiceOptions {
         keep_alive_secs: u64,
         max_requests: usize,
     ) -> Option<HeaderValue> {
-        if keep_alive_secs == 5 && max_requests == 0 {
-            // Node's default, shared without a per-request reference count.
-            return Some(HeaderValue::from_static("timeout=5"));
-        }
         let text = if max_requests > 0 {
             format!("timeout={keep_alive_secs}, max={max_requests}")
         } else {
@@ -203,10 +199,7 @@ where
                     if closing {
                         headers.insert(CONNECTION, HeaderValue::from_static("close"));
                     } else if let Some(ka) = &options.keep_alive_header {
-                        if headers.is_empty()
-                            || !headers.contains_key(CONNECTION)
-                                && !headers.contains_key(&KEEP_ALIVE)
-                        {
+                        if !headers.contains_key(CONNECTION) && !headers.contains_key(&KEEP_ALIVE) {
                             headers.reserve(2);
                             headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
                             headers.insert(KEEP_ALIVE.clone(), ka.clone());
