@@ -15,12 +15,10 @@ with it.
 """
 import argparse
 import os
-import select
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import measure as M  # noqa: E402
@@ -39,26 +37,10 @@ class Build(M.Server):
 def idle(server, n):
     """RSS growth per connection over n idle keep-alive connections, on a fresh server."""
     fresh = Build(server.name + "-idle", server.binary, server.args, server.run_dir).start()
-    clients = os.path.join(os.path.dirname(os.path.abspath(__file__)), "clients.py")
     try:
-        M.run_client(["python3", clients, "idle", str(fresh.port), "100", "0"])
-        time.sleep(0.5)
-        rss0 = fresh.rss()
-        holder = subprocess.Popen(
-            ["taskset", "-c", M.CLIENT_CORE, "python3", clients, "idle", str(fresh.port), str(n), "300"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=M._die_with_parent)
-        M.STARTED.append(holder)
-        if not select.select([holder.stdout], [], [], 120)[0]:
-            raise RuntimeError("the idle client did not open its connections")
-        holder.stdout.readline()
-        time.sleep(1.0)
-        rss1 = fresh.rss()
-        holder.stdin.close()
-        holder.stdout.readline()
-        holder.wait(timeout=60)
+        return M.idle_rss(fresh, n)["bytes_per_conn"]
     finally:
         fresh.stop()
-    return (rss1 - rss0) / n
 
 
 def bulk(server):

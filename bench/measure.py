@@ -300,6 +300,39 @@ def h2load(server, n, *extra, log_file=None):
     }
 
 
+def idle_rss(server, n):
+    """RSS growth of a freshly started `server` over n idle keep-alive connections (100 warm-up
+    connections first), held by bench/clients.py on the client core."""
+    clients = os.path.join(HERE, "clients.py")
+    run_client(["python3", clients, "idle", str(server.port), "100", "0"])  # warm-up
+    time.sleep(0.5)
+    rss0 = server.rss()
+    holder = subprocess.Popen(
+        ["taskset", "-c", CLIENT_CORE, "python3", clients, "idle", str(server.port), str(n), "300"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_die_with_parent)
+    STARTED.append(holder)
+    try:
+        if not select.select([holder.stdout], [], [], 120)[0]:
+            raise RuntimeError(f"idle client against {server.name} did not open its connections")
+        opened = json.loads(holder.stdout.readline() or "{}")
+        time.sleep(1.0)
+        rss1 = server.rss()
+        holder.stdin.close()
+        closed = json.loads(holder.stdout.readline() or "{}")
+        holder.wait(timeout=60)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        STARTED.remove(holder)
+    return {"connections": opened.get("open"), "open_s": opened.get("seconds"),
+            "closed_by_server": closed.get("closed_by_server"),
+            "rss0": rss0, "rss1": rss1,
+            "bytes_per_conn": (rss1 - rss0) / n,
+            "cmd": f"taskset -c {CLIENT_CORE} python3 bench/clients.py idle PORT {n}"}
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -485,31 +518,9 @@ class Bench:
         """Fresh server; RSS growth over IDLE_CONNECTIONS idle keep-alive connections."""
         fresh = Server(server.name + "-idle", server.label, server.run_dir, server.kind, server.runtime).start()
         try:
-            clients = os.path.join(HERE, "clients.py")
-            run_client(["python3", clients, "idle", str(fresh.port), "100", "0"])  # warm-up
-            time.sleep(0.5)
-            rss0 = fresh.rss()
-            holder = subprocess.Popen(
-                ["taskset", "-c", CLIENT_CORE, "python3", clients, "idle", str(fresh.port), str(self.idle), "300"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
-                preexec_fn=_die_with_parent)
-            STARTED.append(holder)
-            if not select.select([holder.stdout], [], [], 120)[0]:
-                raise RuntimeError(f"idle client against {server.name} did not open its connections")
-            opened = json.loads(holder.stdout.readline() or "{}")
-            time.sleep(1.0)
-            rss1 = fresh.rss()
-            holder.stdin.close()
-            closed = json.loads(holder.stdout.readline() or "{}")
-            holder.wait(timeout=60)
-            STARTED.remove(holder)
+            r = idle_rss(fresh, self.idle)
         finally:
             fresh.stop()
-        r = {"connections": opened.get("open"), "open_s": opened.get("seconds"),
-             "closed_by_server": closed.get("closed_by_server"),
-             "rss0": rss0, "rss1": rss1,
-             "bytes_per_conn": (rss1 - rss0) / self.idle,
-             "cmd": f"taskset -c {CLIENT_CORE} python3 bench/clients.py idle PORT {self.idle}"}
         self.emit({"test": "idle", "server": server.name, "round": rnd, **r})
         return r
 
