@@ -200,3 +200,100 @@ async fn curl_keep_alive_requests_across_releases() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn http2_connections_keep_their_state() {
+    let trace = Trace::default();
+    let _guard = trace.install();
+    let srv = start_hello(|b| b.release_idle_buffers_after(Duration::from_millis(10))).await;
+    let url = srv.url("/");
+    let out = srv
+        .curl(&[
+            "--http2",
+            "--rate",
+            "10/s",
+            "-w",
+            "%{http_version}:%{num_connects} ",
+            "-o",
+            "/dev/null",
+            &url,
+            "-o",
+            "/dev/null",
+            &url,
+        ])
+        .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.trim(),
+        "2:1 2:0",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(trace.count(RELEASED), 0);
+}
+
+/// Answers `Upgrade: echo` with 101 and echoes the upgraded stream; anything else with 200.
+async fn upgrade_echo(
+    mut req: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<Body>, std::convert::Infallible> {
+    use http_body_util::Full;
+
+    if req.headers().get(http::header::UPGRADE).is_none() {
+        return Ok(http::Response::new(Full::new(bytes::Bytes::from_static(
+            b"plain",
+        ))));
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let upgraded = on_upgrade.await.expect("upgraded");
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        let mut buf = [0u8; 64];
+        loop {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if io.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let mut res = http::Response::new(Full::new(bytes::Bytes::new()));
+    *res.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+    res.headers_mut()
+        .insert(http::header::CONNECTION, "upgrade".parse().unwrap());
+    res.headers_mut()
+        .insert(http::header::UPGRADE, "echo".parse().unwrap());
+    Ok(res)
+}
+
+#[tokio::test]
+async fn an_upgraded_connection_is_never_released() {
+    let trace = Trace::default();
+    let _guard = trace.install();
+    let srv = start(
+        |b| b.release_idle_buffers_after(RELEASE),
+        tower::service_fn(upgrade_echo),
+    )
+    .await;
+    let mut tls = srv.tls().await;
+    write_all(
+        &mut tls,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await;
+    let head = read_response(&mut tls).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // Idle past the release delay: the stream belongs to the upgrade, which still echoes.
+    tokio::time::sleep(RELEASE * 5).await;
+    write_all(&mut tls, b"ping").await;
+    let mut echo = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut echo))
+        .await
+        .expect("echo in time")
+        .unwrap();
+    assert_eq!(&echo, b"ping");
+    assert_eq!(trace.count(RELEASED), 0);
+}
