@@ -100,11 +100,8 @@ pub(crate) async fn run<S, B>(
     service: S,
 ) -> Result<()>
 where
-    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: AppService<B>,
+    B: AppBody,
 {
     let local_addr = listener
         .local_addr()
@@ -176,6 +173,40 @@ where
     Ok(())
 }
 
+/// The bounds `Server::serve` puts on a service, named once for the connection code (the
+/// public signature spells them out).
+pub(crate) trait AppService<B>:
+    tower_service::Service<
+        Request<Incoming>,
+        Response = Response<B>,
+        Future: Send + 'static,
+        Error: Into<BoxError>,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> AppService<B> for S where
+    S: tower_service::Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Future: Send + 'static,
+            Error: Into<BoxError>,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// The bounds `Server::serve` puts on a response body.
+pub(crate) trait AppBody:
+    http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> AppBody for B where B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
 /// Moves a value out of its box and frees the box (`Box::into_inner` is unstable).
 #[allow(clippy::boxed_local)] // taking the box is the point: it is freed here
 fn unbox<T>(boxed: Box<T>) -> T {
@@ -202,11 +233,9 @@ enum Early {
 
 impl<S, B> Connection<S>
 where
-    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    // The binding names `B` for the impl (a trait parameter alone would leave it unconstrained).
+    S: AppService<B, Response = Response<B>>,
+    B: AppBody,
 {
     /// The handshake, then the (boxed) future that serves the connection.
     async fn start_tls(
@@ -369,11 +398,8 @@ type Http1Conn<I, S> =
 async fn serve_http1<I, S, B>(mut c: Pin<Box<Http1Conn<I, S>>>, shared: &Shared, conn: &ConnShared)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: AppService<B>,
+    B: AppBody,
 {
     loop {
         let parked = drive(
@@ -428,14 +454,8 @@ impl<I, S> Released<I, S> {
     fn take<B>(c: Pin<Box<Http1Conn<I, S>>>) -> Option<Self>
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-        S: tower_service::Service<Request<Incoming>, Response = Response<B>>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
+        S: AppService<B>,
+        B: AppBody,
     {
         let parts = Pin::into_inner(c).into_parts()?;
         Some(Self {
