@@ -98,7 +98,8 @@ pub struct NewArgs {
     #[arg(long, value_name = "FILE", requires = "pfx")]
     pub passphrase_file: Option<PathBuf>,
 
-    /// The local CA's directory. [default: as for `cert ca`]
+    /// The directory of an existing local CA (`portcullis cert ca --dir DIR` makes one).
+    /// [default: as for `cert ca`, created on first use]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
@@ -226,6 +227,22 @@ fn new(args: &NewArgs) -> Outcome {
     let ca = if args.self_signed {
         None
     } else {
+        if let Some(dir) = &args.dir {
+            // An explicit --dir names an existing CA: a typo must not make a new one.
+            if !dir.join("ca.pem").exists() {
+                let what = if dir.is_dir() {
+                    "holds no local CA (no ca.pem)"
+                } else {
+                    "does not exist"
+                };
+                return Err(Failure::Input(anyhow!(
+                    "--dir {}: the directory {what}; make a CA there with `portcullis cert ca \
+                     --dir {}`, or leave --dir out to use the default one",
+                    dir.display(),
+                    dir.display()
+                )));
+            }
+        }
         Some(local_ca(args.dir.as_deref())?.0)
     };
     let leaf = options
@@ -292,6 +309,14 @@ fn new(args: &NewArgs) -> Outcome {
 
 fn inspect(args: &InspectArgs) -> Outcome {
     let path = &args.file;
+    if let Err(e) = std::fs::metadata(path) {
+        // Before any PKCS#12 or passphrase talk: the file itself is the problem.
+        return Err(Failure::Input(anyhow!(
+            "{}: {}",
+            path.display(),
+            io_reason(&e)
+        )));
+    }
     let is_pkcs12_name = path
         .extension()
         .and_then(|e| e.to_str())
@@ -655,5 +680,14 @@ fn parse_rsa_bits(value: &str) -> Result<u32, String> {
     match value.parse() {
         Ok(bits @ (2048 | 3072 | 4096)) => Ok(bits),
         _ => Err("use 2048, 3072 or 4096".into()),
+    }
+}
+
+/// An I/O error in a few words: "no such file", "permission denied", ...
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
     }
 }

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use portcullis::ConnectionInfo;
 use serde_json::{json, Value};
@@ -14,16 +15,30 @@ use crate::serve::{full, text, Body, BoxError, HttpService};
 /// The hello service.
 pub fn service() -> HttpService {
     BoxCloneService::new(tower::service_fn(|req: Request<Incoming>| async move {
-        Ok::<_, BoxError>(respond(&req))
+        let (parts, body) = req.into_parts();
+        // Read what the client sends before answering, as a server that handles uploads does:
+        // a request the protocol layer refuses (an HTTP/2 content-length that does not match
+        // its DATA, say) is then refused, not answered. Bounded: the rest is dropped.
+        let _ = http_body_util::Limited::new(body, DRAIN_LIMIT)
+            .collect()
+            .await;
+        Ok::<_, BoxError>(respond(&Request::from_parts(parts, ())))
     }))
 }
 
-fn respond(req: &Request<Incoming>) -> Response<Body> {
+/// How much of a request body the hello page reads before it answers.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+fn respond(req: &Request<()>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         res.headers_mut()
             .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return res;
+    }
+    if req.uri().path() == "/favicon.ico" {
+        // Browsers ask for it on every first visit; the hello page has none.
+        return text(StatusCode::NOT_FOUND, "not found\n");
     }
     let report = report(req);
     let wants_json = req
@@ -53,17 +68,32 @@ fn respond(req: &Request<Incoming>) -> Response<Body> {
 }
 
 /// What the page shows, as JSON; the HTML is rendered from the same value.
-fn report(req: &Request<Incoming>) -> Value {
+fn report(req: &Request<()>) -> Value {
     let info = req.extensions().get::<ConnectionInfo>();
     let tls = info.and_then(ConnectionInfo::tls).map(|tls| {
-        json!({
+        let mut value = json!({
             "version": tls.version(),
             "cipher_suite": tls.cipher_suite(),
             "alpn": tls.alpn(),
             "sni": tls.server_name(),
             "resumed": tls.is_resumed(),
             "client_certificates": tls.peer_certificates().len(),
-        })
+        });
+        if let Some(leaf) = tls.peer_certificates().first() {
+            // Node's getPeerCertificate() names, and the verdict handlers see.
+            value["client_certificate"] = json!({
+                "subject": leaf.subject().to_string(),
+                "issuer": leaf.issuer().to_string(),
+                "serialNumber": leaf.serial_number(),
+                "fingerprint256": leaf.fingerprint256(),
+                "valid_from": leaf.valid_from(),
+                "valid_to": leaf.valid_to(),
+            });
+            value["authorized"] = json!(tls.is_authorized());
+            value["authorizationError"] = json!(tls.authorization_error());
+            value["authorizationReason"] = json!(tls.authorization_reason());
+        }
+        value
     });
     json!({
         "secure": info.is_some_and(ConnectionInfo::is_secure),
@@ -111,6 +141,19 @@ fn html(report: &Value) -> String {
         row("SNI", &tls["sni"]);
         row("Resumed", &tls["resumed"]);
         row("Client certificates", &tls["client_certificates"]);
+        let cert = &tls["client_certificate"];
+        if !cert.is_null() {
+            row("Client subject", &cert["subject"]);
+            row("Client issuer", &cert["issuer"]);
+            row("Client serial", &cert["serialNumber"]);
+            row("Client fingerprint256", &cert["fingerprint256"]);
+            row("Client valid to", &cert["valid_to"]);
+            row("Authorized", &tls["authorized"]);
+            if !tls["authorizationError"].is_null() {
+                row("Authorization error", &tls["authorizationError"]);
+                row("Why", &tls["authorizationReason"]);
+            }
+        }
     }
     row("HTTP version", &report["http_version"]);
     row("Peer address", &report["peer_addr"]);

@@ -213,12 +213,14 @@ impl Ready {
             }
         }
 
+        let mut first = None;
         let failure = tokio::select! {
             signal = signals.recv() => {
                 tracing::info!(
                     "{signal}: shutting down (in-flight requests get up to {})",
                     humantime::format_duration(self.shutdown_timeout)
                 );
+                first = Some(signal);
                 None
             }
             Some(joined) = tasks.join_next() => Some(match joined {
@@ -233,7 +235,15 @@ impl Ready {
         tokio::select! {
             () = &mut close => {}
             signal = signals.recv() => {
-                tracing::warn!("{signal} again: dropping every connection now");
+                match first {
+                    Some(first) if first == signal => {
+                        tracing::warn!("{signal} again: dropping every connection now");
+                    }
+                    Some(first) => tracing::warn!(
+                        "{signal} after {first}: dropping every connection now"
+                    ),
+                    None => tracing::warn!("{signal}: dropping every connection now"),
+                }
                 handle.close_all_connections();
                 close.await;
             }

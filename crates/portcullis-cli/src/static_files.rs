@@ -37,6 +37,7 @@ async fn serve(
     mut req: Request<Incoming>,
 ) -> Response<crate::serve::Body> {
     let conditional = req.method() == Method::GET || req.method() == Method::HEAD;
+    let get = req.method() == Method::GET;
     let validator = match file {
         Some(path) if conditional => tokio::fs::metadata(&path)
             .await
@@ -84,8 +85,30 @@ async fn serve(
             .entry(CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-cache"));
     }
+    let small = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|len| len <= READY_BODY_LIMIT);
+    if get && small {
+        // Read it all before answering: head and body then leave in one TLS record and one
+        // write (ServeDir streams the file, and the head would go out alone while the first
+        // read runs).
+        return match body.collect().await {
+            Ok(collected) => Response::from_parts(parts, full(collected.to_bytes())),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a file failed");
+                crate::serve::text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n")
+            }
+        };
+    }
     Response::from_parts(parts, body.map_err(Into::into).boxed_unsync())
 }
+
+/// Files up to this size are read whole before the response starts: one TLS record holds
+/// 16 KiB, so such a file and its head leave together.
+const READY_BODY_LIMIT: usize = 16 * 1024 - 1024;
 
 /// The file `ServeDir` will serve for `request_path`, by its rules: percent-decoded, only
 /// normal components (anything else is refused), and `index.html` for a directory asked for

@@ -17,6 +17,8 @@ pub struct Error {
     message: String,
     path: Option<PathBuf>,
     source: Option<BoxError>,
+    /// The chain a peer presented, when its verification failed.
+    chain: Option<std::sync::Arc<[rustls_pki_types::CertificateDer<'static>]>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +58,7 @@ impl Error {
             message: message.into(),
             path: None,
             source: None,
+            chain: None,
         }
     }
 
@@ -73,7 +76,21 @@ impl Error {
             message: self.message.clone(),
             path: self.path.clone(),
             source: None,
+            chain: self.chain.clone(),
         }
+    }
+
+    /// Keeps the chain a peer presented with a verification failure.
+    pub(crate) fn with_chain(mut self, chain: &[rustls_pki_types::CertificateDer<'_>]) -> Self {
+        self.chain = Some(chain.iter().map(|c| c.clone().into_owned()).collect());
+        self
+    }
+
+    /// The certificates the peer presented (leaf first) when this error is a failed
+    /// verification of them; empty otherwise. What `openssl s_client -showcerts` would show:
+    /// enough to tell which CA the peer's chain ends in.
+    pub fn peer_certificates(&self) -> &[rustls_pki_types::CertificateDer<'static>] {
+        self.chain.as_deref().unwrap_or_default()
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {

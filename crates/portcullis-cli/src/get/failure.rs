@@ -31,6 +31,13 @@ impl Failure {
                 message = format!("{node}: {message}");
             }
         }
+        if let Some(ca) = local_dev_ca_behind(e) {
+            message.push_str(&format!(
+                "\nThe server's certificate was issued by this machine's portcullis local \
+                 development CA; trust it with: --cacert {}",
+                ca.display()
+            ));
+        }
         if code == 28 {
             if let Some(t) = timeout {
                 message.push_str(&format!(" (--timeout {})", humantime::format_duration(t)));
@@ -45,6 +52,22 @@ impl Failure {
         });
         Self::new(28, format!("ETIMEDOUT: operation timed out{after}"))
     }
+}
+
+/// The local development CA's certificate file, when the chain a failed verification was
+/// about holds that very certificate (`portcullis serve` sends it after the leaf).
+fn local_dev_ca_behind(e: &portcullis::Error) -> Option<std::path::PathBuf> {
+    let chain = e.peer_certificates();
+    if chain.is_empty() {
+        return None;
+    }
+    let path = portcullis::cert::default_dir().join("ca.pem");
+    let ca = portcullis::tls::load_certificates(&path).ok()?;
+    let ca = ca.first()?;
+    chain
+        .iter()
+        .any(|c| c.as_ref() == ca.as_ref())
+        .then_some(path)
 }
 
 /// The error and its sources, `: `-joined, without repeating what is already said.

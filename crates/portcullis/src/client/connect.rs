@@ -21,6 +21,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use super::proxy::Proxy;
 use super::{ClientTlsInfo, RequestBody};
 use crate::error::{Error, Kind, Result};
+use crate::tls::failure::{self, Side};
 use crate::tls::{verifier_error, ClientTlsOptions, PeerCertificate};
 
 /// Where a request goes.
@@ -366,32 +367,6 @@ fn io_error(e: io::Error, addr: SocketAddr) -> Error {
         .with_source(e)
 }
 
-/// Node's (OpenSSL's) code for a TLS failure rustls reports: `ERR_SSL_` and the reason of
-/// the alert received, `EPROTO` for a protocol mismatch.
-fn rustls_code(e: &rustls::Error) -> &'static str {
-    use rustls::AlertDescription as A;
-    match e {
-        rustls::Error::AlertReceived(alert) => match alert {
-            A::ProtocolVersion => "EPROTO",
-            A::HandshakeFailure => "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE",
-            A::BadCertificate => "ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE",
-            A::CertificateUnknown => "ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN",
-            A::CertificateExpired => "ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED",
-            A::CertificateRevoked => "ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED",
-            A::UnknownCA => "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA",
-            A::AccessDenied => "ERR_SSL_TLSV1_ALERT_ACCESS_DENIED",
-            A::DecryptError => "ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR",
-            A::InternalError => "ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR",
-            A::UnrecognisedName => "ERR_SSL_TLSV1_UNRECOGNIZED_NAME",
-            A::CertificateRequired => "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED",
-            A::NoApplicationProtocol => "ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL",
-            _ => "ERR_SSL_HANDSHAKE_FAILURE",
-        },
-        rustls::Error::PeerIncompatible(_) | rustls::Error::InvalidMessage(_) => "EPROTO",
-        _ => "ERR_SSL_HANDSHAKE_FAILURE",
-    }
-}
-
 /// The Node error for a connection that failed after its handshake (a TLS alert, such as a
 /// TLS 1.3 server refusing the client's certificate), when the cause is a TLS one.
 pub(crate) fn connection_tls_error(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
@@ -404,9 +379,8 @@ pub(crate) fn connection_tls_error(e: &(dyn std::error::Error + 'static)) -> Opt
         });
         if let Some(rustls_error) = rustls_error {
             return Some(
-                Error::new(Kind::Tls, format!("TLS error: {rustls_error}"))
-                    .with_code(rustls_code(rustls_error))
-                    .with_source(rustls_error.clone()),
+                Error::new(Kind::Tls, failure::describe(rustls_error, Side::Client))
+                    .with_code(failure::code(rustls_error, Side::Client)),
             );
         }
         next = err.source();
@@ -465,9 +439,14 @@ fn tls_error(e: io::Error) -> Error {
                 None => copy,
             };
         }
-        return Error::new(Kind::Tls, format!("TLS handshake failed: {rustls_error}"))
-            .with_code(rustls_code(rustls_error))
-            .with_source(e);
+        return Error::new(
+            Kind::Tls,
+            format!(
+                "TLS handshake failed: {}",
+                failure::describe(rustls_error, Side::Client)
+            ),
+        )
+        .with_code(failure::code(rustls_error, Side::Client));
     }
     let code = match e.kind() {
         io::ErrorKind::UnexpectedEof

@@ -19,10 +19,12 @@ use tokio_rustls::LazyConfigAcceptor;
 use super::info::{ConnectionInfo, TlsInfo};
 use super::registry::{ConnGuard, ConnShared, Phase, Refused, Registry, Signal};
 use super::service::{BoxError, ConnService, ServiceOptions};
-use super::sniff::{self, FirstBytes, PlainHttpResponse};
+use super::sniff::{self, BadHello, FirstBytes, PlainHttpResponse};
+use super::socket::Socket;
 use super::timeouts::{TimedIo, Timeouts};
 use super::{proxy_protocol, TlsAddrs, TlsClientError};
 use crate::error::{Error, Result};
+use crate::tls::failure::{self, Side};
 use crate::tls::{FixedIdentity, ServerTlsConfig};
 
 type OnConnection = Arc<dyn Fn(SocketAddr, SocketAddr) -> bool + Send + Sync>;
@@ -54,13 +56,17 @@ pub(crate) struct Shared {
     pub(crate) service_options: Arc<ServiceOptions>,
     pub(crate) timeouts: Timeouts,
     pub(crate) handshake_timeout: Duration,
-    pub(crate) release_idle_buffers_after: Duration,
+    /// How long an HTTP/1 connection stays idle before its hyper state is released (see
+    /// `drive`): `release_idle_buffers_after`, or sooner when a pipelined request's headers
+    /// timeout could pass before the keep-alive timeout. Zero: never.
+    pub(crate) idle_check_after: Duration,
     pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) https_port: Option<u16>,
     pub(crate) proxy_protocol: bool,
     pub(crate) plain_http_response: PlainHttpResponse,
     pub(crate) hooks: Hooks,
     pub(crate) tls_addrs: TlsAddrs,
+    pub(crate) handshake_log: LogLimit,
 }
 
 impl Shared {
@@ -75,8 +81,27 @@ impl Shared {
         })
     }
 
-    fn report(&self, peer_addr: SocketAddr, code: &'static str, message: String) {
-        tracing::debug!(%peer_addr, code, %message, "tls client error");
+    /// A connection that ended before or in its handshake: logged (rate-limited) and handed to
+    /// `on_tls_client_error`.
+    fn report(&self, peer_addr: SocketAddr, sni: Option<&str>, failure: Failure) {
+        let Failure {
+            code,
+            message,
+            level,
+        } = failure;
+        let sni = sni.unwrap_or("-");
+        match level {
+            Level::Quiet => tracing::debug!(%peer_addr, sni, code, "{message}"),
+            level => {
+                if let Some(suppressed) = self.handshake_log.admit() {
+                    if level == Level::Warn {
+                        tracing::warn!(%peer_addr, sni, code, suppressed, "TLS handshake refused: {message}");
+                    } else {
+                        tracing::info!(%peer_addr, sni, code, suppressed, "TLS handshake failed: {message}");
+                    }
+                }
+            }
+        }
         if let Some(hook) = &self.hooks.on_tls_client_error {
             hook(&TlsClientError {
                 peer_addr,
@@ -227,6 +252,9 @@ enum Early {
     Timeout,
     Proxy(io::Error),
     PlainHttp,
+    SslV2,
+    OldVersion(u16),
+    BadHello(BadHello),
     Junk,
     Io(io::Error),
 }
@@ -243,55 +271,55 @@ where
         stream: TcpStream,
     ) -> Option<Pin<Box<impl Future<Output = ()> + Send + 'static>>> {
         let (tls, info, http2) = self.handshake(stream).await?;
-        Some(Box::pin(self.serve(tls, info, http2)))
+        Some(Box::pin(self.serve(tls, info, http2, tls_close_notify)))
     }
 
     /// PROXY header, first-bytes check, TLS handshake under the handshake timeout, and the
-    /// `on_secure_connection` hook; `None` when the connection ends here.
+    /// `on_secure_connection` hook; `None` when the connection ends here. A socket dropped
+    /// here after an alert lingers (see [`Socket`]), so the client reads the alert.
     async fn handshake(
         &mut self,
         stream: TcpStream,
     ) -> Option<(
-        tokio_rustls::server::TlsStream<TcpStream>,
+        tokio_rustls::server::TlsStream<Socket>,
         ConnectionInfo,
         bool,
     )> {
         let shared = self.shared.clone();
         let conn = self.guard.conn.clone();
+        let mut sni: Option<String> = None;
         let early = async {
-            let mut stream = stream;
+            let mut stream = Socket::new(stream, conn.clone());
             let mut peer = self.peer_addr;
             if shared.proxy_protocol {
-                match proxy_protocol::read_header(&mut stream).await {
+                match proxy_protocol::read_header(stream.stream_mut()).await {
                     Ok(Some(addr)) => peer = addr,
                     Ok(None) => {}
                     Err(e) => return Err(Early::Proxy(e)),
                 }
             }
-            match sniff::first_bytes(&stream).await.map_err(Early::Io)? {
-                FirstBytes::Tls => {}
-                FirstBytes::PlainHttp => {
-                    let _ = sniff::answer_plain_http(
-                        &mut stream,
-                        shared.plain_http_response,
-                        shared.https_port(),
-                    )
-                    .await;
-                    return Err(Early::PlainHttp);
-                }
-                FirstBytes::Junk => return Err(Early::Junk),
-            }
+            screen(&mut stream, &shared).await?;
             let _permit = shared.handshakes.acquire().await;
             // Loaded per connection: a reload applies to connections accepted after it.
             let runtime = shared.tls.load_full().ok_or(Early::NoTls)?;
-            let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
-                .await
-                .map_err(Early::Io)?;
+            let mut acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+            let start = match (&mut acceptor).await {
+                Ok(start) => start,
+                Err(e) => {
+                    if let Some(alert) = unsent_hello_alert(&e) {
+                        // rustls refused the ClientHello without queuing an alert.
+                        if let Some(mut stream) = acceptor.take_io() {
+                            let _ = sniff::refuse_hello(stream.stream_mut(), alert).await;
+                        }
+                    }
+                    return Err(Early::Io(e));
+                }
+            };
+            sni = start.client_hello().server_name().map(str::to_owned);
             let mut config = runtime.config.clone();
             if let Some(callback) = &runtime.tls.sni_callback {
-                let name = start.client_hello().server_name().map(str::to_owned);
-                if let Some(name) = name {
-                    if let Some(identity) = callback(&name).await {
+                if let Some(name) = &sni {
+                    if let Some(identity) = callback(name).await {
                         let mut chosen = (*config).clone();
                         chosen.cert_resolver = Arc::new(FixedIdentity(identity.key));
                         config = Arc::new(chosen);
@@ -317,8 +345,7 @@ where
         let (tls, peer, runtime) = match result {
             Ok(pair) => pair,
             Err(early) => {
-                let (code, message) = describe_early(early);
-                shared.report(self.peer_addr, code, message);
+                shared.report(self.peer_addr, sni.as_deref(), describe_early(early));
                 return None;
             }
         };
@@ -337,7 +364,8 @@ where
 
     fn start_plain(self, stream: TcpStream) -> Pin<Box<impl Future<Output = ()> + Send + 'static>> {
         let info = ConnectionInfo::new(self.guard.conn.id, self.peer_addr, self.local_addr, None);
-        Box::pin(self.serve(stream, info, false))
+        let socket = Socket::new(stream, self.guard.conn.clone());
+        Box::pin(self.serve(socket, info, false, |_| {}))
     }
 
     /// Hands the connection to hyper. Not an `async fn`: the stream, the service and the
@@ -349,6 +377,7 @@ where
         io: I,
         info: ConnectionInfo,
         http2: bool,
+        close_notify: fn(&mut I),
     ) -> impl Future<Output = ()> + Send + 'static
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -361,7 +390,13 @@ where
         } = self;
         let conn = guard.conn.clone();
         conn.set_phase(Phase::Head);
-        let io = TokioIo::new(TimedIo::new(io, conn.clone(), shared.timeouts, http2));
+        let io = TokioIo::new(TimedIo::new(
+            io,
+            conn.clone(),
+            shared.timeouts,
+            http2,
+            close_notify,
+        ));
         let service = ConnService {
             inner: service,
             conn: conn.clone(),
@@ -388,6 +423,43 @@ where
     }
 }
 
+/// Looks at the first bytes before any TLS state exists, and answers what rustls would not
+/// answer, or not answer well: plain HTTP, an SSL 2.0 hello, a TLS 1.0/1.1-only hello, a first
+/// record no server may accept. `Ok` when the handshake should go on.
+async fn screen(stream: &mut Socket, shared: &Shared) -> std::result::Result<(), Early> {
+    let first = sniff::first_bytes(stream.stream())
+        .await
+        .map_err(Early::Io)?;
+    if let Some(bad) = BadHello::of(first) {
+        let _ = bad.refuse(stream.stream_mut()).await;
+        return Err(Early::BadHello(bad));
+    }
+    match first {
+        FirstBytes::Tls {
+            legacy_version: Some(version),
+            ..
+        } if version < 0x0303 && sniff::is_pre_tls12_only(stream.stream()).await => {
+            let _ = sniff::refuse_old_version(stream.stream_mut()).await;
+            Err(Early::OldVersion(version))
+        }
+        FirstBytes::Tls { .. } => Ok(()),
+        FirstBytes::SslV2Hello => {
+            let _ = sniff::refuse_sslv2(stream.stream_mut()).await;
+            Err(Early::SslV2)
+        }
+        FirstBytes::PlainHttp => {
+            let _ = sniff::answer_plain_http(
+                stream.stream_mut(),
+                shared.plain_http_response,
+                shared.https_port(),
+            )
+            .await;
+            Err(Early::PlainHttp)
+        }
+        FirstBytes::Junk => Err(Early::Junk),
+    }
+}
+
 type Http1Conn<I, S> =
     hyper::server::conn::http1::UpgradeableConnection<TokioIo<TimedIo<I>>, ConnService<S>>;
 
@@ -406,7 +478,7 @@ where
             &mut c,
             conn,
             |c| c.graceful_shutdown(),
-            shared.release_idle_buffers_after,
+            shared.idle_check_after,
         )
         .await;
         if !parked {
@@ -422,14 +494,14 @@ where
         else {
             return;
         };
-        let first = match unparsed {
-            Some(bytes) => bytes,
+        match unparsed {
+            // The start of a pipelined request: it began when those bytes arrived.
+            Some(bytes) => io.resume_pipelined(bytes),
             None => match wait_for_request(&mut io, conn).await {
-                Some(byte) => byte,
+                Some(byte) => io.push_front(byte),
                 None => return,
             },
-        };
-        io.push_front(first);
+        }
         c = Box::pin(
             shared
                 .http1
@@ -502,7 +574,9 @@ where
 
 /// Runs a hyper connection until it ends (`false`), shutting it down gracefully or dropping it
 /// when the registry says so. With a non-zero `release_after` (HTTP/1), it also ends hyper's
-/// connection, leaving the stream open, once the connection has been idle that long (`true`).
+/// connection, leaving the stream open, once the connection has been idle that long (`true`):
+/// to give back hyper's buffers, and to find the start of a pipelined request hyper holds
+/// unparsed (whose headers timeout runs while the connection looks idle).
 async fn drive<F, E>(
     c: &mut Pin<Box<F>>,
     conn: &ConnShared,
@@ -537,7 +611,8 @@ where
                 let now = Instant::now();
                 let idle = conn.phase() == Phase::Idle;
                 let since = conn.idle_since();
-                if idle && conn.is_flushed() && now.duration_since(since) >= release_after {
+                let releasable = conn.is_flushed() && !conn.has_stale_upgrade();
+                if idle && releasable && now.duration_since(since) >= release_after {
                     // hyper is between requests with nothing to write: it ends its state at
                     // once, and the stream's shutdown is skipped while `parking` is set.
                     tracing::trace!(id = conn.id, "idle: releasing the HTTP/1 connection state");
@@ -552,6 +627,51 @@ where
     }
 }
 
+/// The alert for a ClientHello rustls refused in its record layer, where it returns the error
+/// before queuing an alert: one over 64 KiB (`HandshakePayloadTooLarge`, or, when record headers
+/// push a hello just under the bound past its buffer, an I/O error with this text: rustls issue
+/// 3176), or split by another record or by too many empty ones.
+fn unsent_hello_alert(e: &io::Error) -> Option<sniff::HelloAlert> {
+    use rustls::{InvalidMessage, PeerMisbehaved};
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidMessage(InvalidMessage::HandshakePayloadTooLarge)) => {
+            Some(sniff::HelloAlert::DecodeError)
+        }
+        Some(rustls::Error::PeerMisbehaved(
+            PeerMisbehaved::MessageInterleavedWithHandshakeMessage
+            | PeerMisbehaved::TooManyEmptyFragments,
+        )) => Some(sniff::HelloAlert::UnexpectedMessage),
+        Some(_) => None,
+        None => (e.kind() == io::ErrorKind::InvalidData && e.to_string() == "message buffer full")
+            .then_some(sniff::HelloAlert::DecodeError),
+    }
+}
+
+/// Queues close_notify and writes it if the socket takes it now (a dropped stream cannot wait).
+fn tls_close_notify(tls: &mut tokio_rustls::server::TlsStream<Socket>) {
+    struct TryWrite<'a>(&'a TcpStream);
+    impl io::Write for TryWrite<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.try_write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let (socket, session) = tls.get_mut();
+    session.send_close_notify();
+    let mut out = TryWrite(socket.stream());
+    while session.wants_write() {
+        match session.write_tls(&mut out) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
 /// Resolves when the timer fires; never without a timer.
 async fn fired(timer: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
     match timer {
@@ -560,40 +680,172 @@ async fn fired(timer: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
     }
 }
 
-fn describe_early(early: Early) -> (&'static str, String) {
+/// How loudly a failed handshake is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// Debug: clients that go away, plain HTTP on the TLS port (answered).
+    Quiet,
+    /// Info, rate-limited.
+    Info,
+    /// Warn, rate-limited: a client certificate refused.
+    Warn,
+}
+
+struct Failure {
+    code: &'static str,
+    message: String,
+    level: Level,
+}
+
+fn describe_early(early: Early) -> Failure {
+    let failure = |code, message: &str, level| Failure {
+        code,
+        message: message.to_owned(),
+        level,
+    };
     match early {
-        Early::NoTls => ("ERR_SSL_HANDSHAKE_FAILURE", "no TLS configuration".into()),
-        Early::Timeout => ("ERR_TLS_HANDSHAKE_TIMEOUT", "TLS handshake timeout".into()),
-        Early::Proxy(e) => ("ERR_PROXY_PROTOCOL", e.to_string()),
-        Early::PlainHttp => (
+        Early::NoTls => failure(
+            "ERR_SSL_HANDSHAKE_FAILURE",
+            "no TLS configuration",
+            Level::Info,
+        ),
+        Early::Timeout => failure(
+            "ERR_TLS_HANDSHAKE_TIMEOUT",
+            "TLS handshake timeout",
+            Level::Info,
+        ),
+        Early::Proxy(e) => Failure {
+            code: "ERR_PROXY_PROTOCOL",
+            message: e.to_string(),
+            level: Level::Info,
+        },
+        Early::PlainHttp => failure(
             "ERR_SSL_HTTP_REQUEST",
-            "plain HTTP request sent to the TLS port".into(),
+            "plain HTTP request sent to the TLS port",
+            Level::Quiet,
         ),
-        Early::Junk => (
+        Early::SslV2 => failure(
+            "ERR_SSL_UNSUPPORTED_PROTOCOL",
+            "the client sent an SSL 2.0-format hello (a client from before TLS 1.2); answered \
+             with alert protocol version",
+            Level::Info,
+        ),
+        Early::OldVersion(version) => Failure {
+            code: "ERR_SSL_UNSUPPORTED_PROTOCOL",
+            message: format!(
+                "the client offers only {} (TLS 1.2 is the minimum); answered with alert \
+                 protocol version",
+                match version {
+                    0x0300 => "SSL 3.0",
+                    0x0301 => "TLS 1.0",
+                    0x0302 => "TLS 1.1",
+                    _ => "versions older than TLS 1.2",
+                }
+            ),
+            level: Level::Info,
+        },
+        Early::BadHello(bad) => Failure {
+            code: match bad {
+                BadHello::AncientVersion(_) => "ERR_SSL_UNSUPPORTED_PROTOCOL",
+                BadHello::RecordOverflow(_) => "ERR_SSL_RECORD_OVERFLOW",
+                BadHello::NotClientHello(_) => "ERR_SSL_UNEXPECTED_MESSAGE",
+            },
+            message: match bad {
+                BadHello::AncientVersion(v) => format!(
+                    "the client's hello says version {v:#06x}, older than SSL 3.1; answered with \
+                     alert protocol version"
+                ),
+                BadHello::RecordOverflow(len) => format!(
+                    "the client's first record is {len} bytes, over the 16384 TLS allows; \
+                     answered with alert record overflow"
+                ),
+                BadHello::NotClientHello(kind) => format!(
+                    "the client's first handshake message is of type {kind}, not a ClientHello; \
+                     answered with alert unexpected message"
+                ),
+            },
+            level: Level::Info,
+        },
+        Early::Junk => failure(
             "ERR_SSL_WRONG_VERSION_NUMBER",
-            "the first bytes are not a TLS handshake".into(),
+            "the first bytes are not a TLS handshake",
+            Level::Info,
         ),
-        Early::Io(e) => {
-            let code = match e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                Some(rustls::Error::NoApplicationProtocol) => "ERR_SSL_NO_APPLICATION_PROTOCOL",
-                Some(rustls::Error::PeerIncompatible(
-                    rustls::PeerIncompatible::Tls12NotOffered
-                    | rustls::PeerIncompatible::Tls12NotOfferedOrEnabled
-                    | rustls::PeerIncompatible::Tls13RequiredForQuic
-                    | rustls::PeerIncompatible::SupportedVersionsExtensionRequired,
-                )) => "ERR_SSL_UNSUPPORTED_PROTOCOL",
-                Some(_) => "ERR_SSL_HANDSHAKE_FAILURE",
-                None => match e.kind() {
-                    io::ErrorKind::UnexpectedEof
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::BrokenPipe => "ECONNRESET",
-                    _ => "ERR_SSL_HANDSHAKE_FAILURE",
+        Early::Io(e) => match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            Some(tls) => Failure {
+                code: failure::code(tls, Side::Server),
+                message: failure::describe(tls, Side::Server),
+                level: if crate::tls::verifier_error(tls).is_some() {
+                    Level::Warn
+                } else {
+                    Level::Info
                 },
-            };
-            (code, e.to_string())
+            },
+            None => match e.kind() {
+                io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::BrokenPipe => Failure {
+                    code: "ECONNRESET",
+                    message: "the client closed the connection during the handshake".to_owned(),
+                    level: Level::Quiet,
+                },
+                _ => Failure {
+                    code: "ERR_SSL_HANDSHAKE_FAILURE",
+                    message: e.to_string(),
+                    level: Level::Info,
+                },
+            },
+        },
+    }
+}
+
+/// Lets through at most [`LogLimit::BURST`] lines per [`LogLimit::WINDOW`] and counts the rest,
+/// so that a flood of bad handshakes cannot flood the log.
+#[derive(Debug)]
+pub(crate) struct LogLimit {
+    epoch: Instant,
+    /// Milliseconds since `epoch` when the current window began.
+    window: std::sync::atomic::AtomicU64,
+    in_window: std::sync::atomic::AtomicU32,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl Default for LogLimit {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            window: Default::default(),
+            in_window: Default::default(),
+            suppressed: Default::default(),
+        }
+    }
+}
+
+impl LogLimit {
+    const BURST: u32 = 20;
+    const WINDOW: Duration = Duration::from_secs(10);
+
+    /// `Some(lines suppressed since the last one let through)` when this line may be logged.
+    fn admit(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let start = self.window.load(Relaxed);
+        if now.saturating_sub(start) >= Self::WINDOW.as_millis() as u64
+            && self
+                .window
+                .compare_exchange(start, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            self.in_window.store(0, Relaxed);
+        }
+        if self.in_window.fetch_add(1, Relaxed) < Self::BURST {
+            Some(self.suppressed.swap(0, Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Relaxed);
+            None
         }
     }
 }

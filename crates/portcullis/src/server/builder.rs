@@ -169,7 +169,9 @@ impl ServerBuilder {
     }
 
     /// Node's `server.timeout`: socket inactivity after which the connection is dropped without
-    /// a byte written. Default: zero (off).
+    /// a byte written. As in Node, an idle keep-alive connection between requests is governed
+    /// by [`keep_alive_timeout`](Self::keep_alive_timeout) instead (unless that is zero).
+    /// Default: zero (off).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -362,6 +364,13 @@ impl ServerBuilder {
                 .hsts
                 .and_then(|age| HeaderValue::from_str(&format!("max-age={}", age.as_secs())).ok()),
         };
+        let timeouts = Timeouts {
+            headers: self.headers_timeout,
+            request: self.request_timeout,
+            keep_alive: self.keep_alive_timeout,
+            keep_alive_buffer: self.keep_alive_timeout_buffer,
+            inactivity: self.timeout,
+        };
         let shared = Shared {
             registry: Arc::new(Registry::new(self.max_connections, self.lru_purge)),
             tls: arc_swap::ArcSwapOption::new(tls),
@@ -371,21 +380,16 @@ impl ServerBuilder {
             http1,
             http2,
             service_options: Arc::new(service_options),
-            timeouts: Timeouts {
-                headers: self.headers_timeout,
-                request: self.request_timeout,
-                keep_alive: self.keep_alive_timeout,
-                keep_alive_buffer: self.keep_alive_timeout_buffer,
-                inactivity: self.timeout,
-            },
+            timeouts,
             handshake_timeout: self.handshake_timeout,
-            release_idle_buffers_after: self.release_idle_buffers_after,
+            idle_check_after: timeouts.idle_check_after(self.release_idle_buffers_after),
             shutdown_timeout: self.shutdown_timeout,
             https_port: self.https_port,
             proxy_protocol: self.proxy_protocol,
             plain_http_response: self.plain_http_response,
             hooks: self.hooks,
             tls_addrs: Mutex::new(Vec::new()),
+            handshake_log: Default::default(),
         };
         Ok(Server {
             shared: Arc::new(shared),

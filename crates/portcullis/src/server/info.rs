@@ -35,6 +35,7 @@ pub struct TlsInfo {
     peer_certificates: Vec<PeerCertificate>,
     authorized: bool,
     authorization_error: Option<&'static str>,
+    authorization_reason: Option<Box<str>>,
 }
 
 impl ConnectionInfo {
@@ -86,12 +87,12 @@ impl TlsInfo {
         client_auth: Option<&dyn ClientCertVerifier>,
     ) -> Self {
         let chain: &[CertificateDer<'static>] = conn.peer_certificates().unwrap_or_default();
-        let (authorized, authorization_error) = match client_auth {
+        let (authorized, refusal) = match client_auth {
             None => (false, None),
             Some(verifier) => {
-                match crate::tls::verify_client_chain(verifier, chain, UnixTime::now()) {
+                match crate::tls::judge_client_chain(verifier, chain, UnixTime::now()) {
                     Ok(()) => (true, None),
-                    Err(code) => (false, Some(code)),
+                    Err(refusal) => (false, Some(refusal)),
                 }
             }
         };
@@ -118,7 +119,8 @@ impl TlsInfo {
                 .filter_map(|der| PeerCertificate::from_der(der).ok())
                 .collect(),
             authorized,
-            authorization_error,
+            authorization_error: refusal.as_ref().map(|r| r.code),
+            authorization_reason: refusal.map(|r| r.reason.into_boxed_str()),
         }
     }
 
@@ -166,6 +168,13 @@ impl TlsInfo {
     /// `CERT_REVOKED`, …). `None` when authorized or without client authentication.
     pub fn authorization_error(&self) -> Option<&'static str> {
         self.authorization_error
+    }
+
+    /// Why the client's chain did not verify, in words a user can act on: what is wrong with the
+    /// certificate and how to fix it (for example that an X.509 v1 certificate must be
+    /// re-issued as v3). `None` when authorized or without client authentication.
+    pub fn authorization_reason(&self) -> Option<&str> {
+        self.authorization_reason.as_deref()
     }
 }
 

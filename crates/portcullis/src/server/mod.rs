@@ -13,6 +13,7 @@ mod redirect;
 mod registry;
 mod service;
 mod sniff;
+mod socket;
 mod timeouts;
 
 use std::fmt;
@@ -354,12 +355,17 @@ impl TlsClientError {
 
     /// Node's code: `ERR_TLS_HANDSHAKE_TIMEOUT`, `ECONNRESET`, `ERR_SSL_HTTP_REQUEST`,
     /// `ERR_SSL_WRONG_VERSION_NUMBER`, `ERR_SSL_UNSUPPORTED_PROTOCOL`,
-    /// `ERR_SSL_NO_APPLICATION_PROTOCOL`, `ERR_PROXY_PROTOCOL` or `ERR_SSL_HANDSHAKE_FAILURE`.
+    /// `ERR_SSL_NO_APPLICATION_PROTOCOL`, `ERR_SSL_NO_SHARED_CIPHER`,
+    /// `ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE`, an alert the client sent
+    /// (`ERR_SSL_TLSV1_ALERT_UNKNOWN_CA`, `ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE`, …), the
+    /// verification code of a refused client certificate (`CERT_HAS_EXPIRED`, …),
+    /// `ERR_PROXY_PROTOCOL` or `ERR_SSL_HANDSHAKE_FAILURE`.
     pub fn code(&self) -> &'static str {
         self.code
     }
 
-    /// What went wrong, in words.
+    /// What went wrong, in words a user can act on (what an alert the client sent usually
+    /// means, why a client certificate was refused).
     pub fn message(&self) -> &str {
         &self.message
     }

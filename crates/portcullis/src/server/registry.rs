@@ -109,6 +109,13 @@ pub(crate) struct ConnShared {
     /// The connection's HTTP/1 state is being released: a shutdown hyper asks for now must
     /// leave the stream open.
     parking: AtomicBool,
+    /// A request carried `Upgrade:` and was answered without switching protocols: hyper keeps
+    /// the upgrade pending until its connection ends and would then hand the stream to it, so
+    /// the connection's hyper state must not be released.
+    stale_upgrade: AtomicBool,
+    /// The connection ends in an error the peer may still be sending into (a refused handshake,
+    /// a TLS error, a 408): its socket lingers on close (see `server/socket.rs`).
+    linger: AtomicBool,
     /// Wakes the connection's task when either flag is set: one waiter per connection, so
     /// each wake of the task polls one future, not two.
     control: Notify,
@@ -190,6 +197,22 @@ impl ConnShared {
 
     pub(crate) fn is_parking(&self) -> bool {
         self.parking.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_stale_upgrade(&self) {
+        self.stale_upgrade.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn has_stale_upgrade(&self) -> bool {
+        self.stale_upgrade.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_linger(&self) {
+        self.linger.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn wants_linger(&self) -> bool {
+        self.linger.load(Ordering::Relaxed)
     }
 
     /// An HTTP/2 stream began.
@@ -284,6 +307,8 @@ impl Registry {
             kill: AtomicBool::new(false),
             flushed: AtomicBool::new(true),
             parking: AtomicBool::new(false),
+            stale_upgrade: AtomicBool::new(false),
+            linger: AtomicBool::new(false),
             control: Notify::new(),
             epoch: self.epoch,
         });

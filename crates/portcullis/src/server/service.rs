@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
+use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, EXPECT, HOST};
 use http::{Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -78,12 +78,13 @@ where
         let conn = &self.conn;
         let served = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
         let http1 = req.version() < Version::HTTP_2;
+        let has_body = !req.body().is_end_stream();
         if http1 {
             // Node's on_headers_complete: without a body the request is complete now.
-            conn.set_phase(if req.body().is_end_stream() {
-                Phase::Processing
-            } else {
+            conn.set_phase(if has_body {
                 Phase::Body
+            } else {
+                Phase::Processing
             });
         } else {
             conn.stream_started();
@@ -92,50 +93,166 @@ where
             conn: conn.clone(),
             http1,
         };
+        let framing = Framing {
+            http1,
+            has_body,
+            client_close: http1 && !client_keeps_alive(&req),
+            last: http1
+                && self.options.max_requests_per_socket > 0
+                && served >= self.options.max_requests_per_socket,
+            upgrade: http1
+                && req
+                    .extensions()
+                    .get::<hyper::upgrade::OnUpgrade>()
+                    .is_some(),
+            connect: req.method() == http::Method::CONNECT,
+        };
 
-        let canned =
-            if http1 && req.version() == Version::HTTP_11 && !req.headers().contains_key(HOST) {
-                // Node's requireHostHeader.
-                Some((StatusCode::BAD_REQUEST, "missing Host header\n"))
-            } else if !http1
-                && self.options.max_headers_count > 0
-                && req.headers().len() > self.options.max_headers_count
-            {
-                Some((
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    "too many headers\n",
-                ))
-            } else {
-                None
-            };
+        let http11 = req.version() == Version::HTTP_11;
+        let canned = if http11 && !req.headers().contains_key(HOST) {
+            // Node's requireHostHeader.
+            Some((StatusCode::BAD_REQUEST, "missing Host header\n"))
+        } else if !http1
+            && self.options.max_headers_count > 0
+            && req.headers().len() > self.options.max_headers_count
+        {
+            Some((
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too many headers\n",
+            ))
+        } else if http11 && expects_other_than_continue(&req) {
+            // Node without a 'checkExpectation' listener.
+            Some((StatusCode::EXPECTATION_FAILED, ""))
+        } else {
+            None
+        };
         if let Some((status, text)) = canned {
             conn.mark_response_started();
             let mut res = Response::new(ResponseBody::full(text, guard));
             *res.status_mut() = status;
-            res.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-            if http1 {
+            if !text.is_empty() {
                 res.headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             }
+            let framing = Framing {
+                // Node closes after a 400 or 431, and keeps the connection after a 417.
+                last: framing.last || status != StatusCode::EXPECTATION_FAILED,
+                ..framing
+            };
+            framing.connection_headers(res.headers_mut(), conn, &self.options);
             return ResponseFuture::Ready {
                 res: Some(Box::new(res)),
             };
         }
 
-        let last = http1
-            && (self.options.max_requests_per_socket > 0
-                && served >= self.options.max_requests_per_socket
-                || conn.is_graceful());
+        if http11 && has_body && expects_continue(&req) {
+            // Node answers `100 Continue` as soon as the head is in, before the handler runs;
+            // hyper sends it when the body is first polled. Poll it once (nothing has been read
+            // yet, so no data can come out): the handler still gets the whole body.
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            let polled = Pin::new(req.body_mut()).poll_frame(&mut cx);
+            debug_assert!(
+                polled.is_pending(),
+                "a body behind 100-continue was read early"
+            );
+        }
         req.extensions_mut().insert(self.info.clone());
         ResponseFuture::Pending {
             fut: Call::start(self.inner.clone(), req),
             guard: Some(guard),
             options: self.options.clone(),
             secure: self.info.is_secure(),
-            last,
+            framing,
+            held: None,
         }
     }
+}
+
+/// What decides the connection headers of one HTTP/1 response.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Framing {
+    http1: bool,
+    /// The request has a body (it may still be arriving when the response starts).
+    has_body: bool,
+    /// The client asked to close: HTTP/1.1 `Connection: close`, or HTTP/1.0 without
+    /// `Connection: keep-alive`.
+    client_close: bool,
+    /// The last response this connection sends (`max_requests_per_socket`, or a canned error).
+    last: bool,
+    /// The request carried an upgrade hyper may hand the connection to.
+    upgrade: bool,
+    connect: bool,
+}
+
+impl Framing {
+    /// Node's `Connection` and `Keep-Alive` headers, saying only what will happen:
+    /// `Connection: close` when the connection ends after this response, Node's keep-alive
+    /// pair when it stays open, and nothing for a request whose body may still be arriving:
+    /// hyper decides then (it closes if the handler dropped the body before its end) and adds
+    /// `Connection: close` itself when it closes.
+    fn connection_headers(
+        &self,
+        headers: &mut http::HeaderMap,
+        conn: &ConnShared,
+        options: &ServiceOptions,
+    ) {
+        if !self.http1 {
+            return;
+        }
+        if self.last || self.client_close || conn.is_graceful() {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            headers.remove(&KEEP_ALIVE);
+        } else if self.has_body {
+            // hyper's call, as above.
+        } else if let Some(ka) = &options.keep_alive_header {
+            if !headers.contains_key(CONNECTION) && !headers.contains_key(&KEEP_ALIVE) {
+                headers.reserve(2);
+                headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+                headers.insert(KEEP_ALIVE.clone(), ka.clone());
+            }
+        }
+    }
+}
+
+/// Whether an HTTP/1 request lets the connection stay open after its response: HTTP/1.1 unless
+/// `Connection` lists `close`, HTTP/1.0 only when it lists `keep-alive`.
+fn client_keeps_alive<B>(req: &Request<B>) -> bool {
+    let mut tokens = req
+        .headers()
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim);
+    if req.version() == Version::HTTP_10 {
+        tokens.any(|t| t.eq_ignore_ascii_case("keep-alive"))
+    } else {
+        !tokens.any(|t| t.eq_ignore_ascii_case("close"))
+    }
+}
+
+/// Node's `continueExpression`: `100-continue` as a word in `Expect`.
+fn expects_continue<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get_all(EXPECT)
+        .iter()
+        .any(|v| has_continue_token(v.as_bytes()))
+}
+
+/// An `Expect` header that is not `100-continue`: Node answers `417`.
+fn expects_other_than_continue<B>(req: &Request<B>) -> bool {
+    req.headers().contains_key(EXPECT) && !expects_continue(req)
+}
+
+/// Node's `/(?:^|\W)100-continue(?:$|\W)/i`.
+fn has_continue_token(value: &[u8]) -> bool {
+    const TOKEN: &[u8] = b"100-continue";
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    value.windows(TOKEN.len()).enumerate().any(|(i, w)| {
+        w.eq_ignore_ascii_case(TOKEN)
+            && (i == 0 || !word(value[i - 1]))
+            && value.get(i + TOKEN.len()).is_none_or(|&b| !word(b))
+    })
 }
 
 pin_project_lite::pin_project! {
@@ -150,7 +267,9 @@ pin_project_lite::pin_project! {
             guard: Option<ResponseGuard>,
             options: Arc<ServiceOptions>,
             secure: bool,
-            last: bool,
+            framing: Framing,
+            // A response held back for one turn (boxed: only requests with a body need it).
+            held: Option<Box<Response<B>>>,
         },
         // Boxed: a canned answer is rare; the response would otherwise size every call's
         // future (hyper moves it, and an HTTP/2 stream's task holds it).
@@ -179,13 +298,30 @@ where
                 guard,
                 options,
                 secure,
-                last,
+                framing,
+                held,
             } => {
-                let res = ready!(fut.poll(cx))?;
+                let res = match held.take() {
+                    Some(res) => *res,
+                    None => {
+                        let res = ready!(fut.poll(cx))?;
+                        if framing.http1 && framing.has_body {
+                            // One turn back to hyper before its head is written: if the handler
+                            // dropped a body that is still arriving, hyper notices now, drains
+                            // it or closes, and when it closes says so in this head.
+                            *held = Some(Box::new(res));
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                        res
+                    }
+                };
                 let guard = guard.take().ok_or("polled after completion")?;
                 guard.conn.mark_response_started();
-                let http1 = guard.http1;
                 let (mut parts, body) = res.into_parts();
+                if framing.upgrade && !switches_protocols(parts.status, framing.connect) {
+                    guard.conn.set_stale_upgrade();
+                }
                 let headers = &mut parts.headers;
                 if *secure {
                     if let Some(hsts) = &options.hsts {
@@ -194,18 +330,7 @@ where
                             .or_insert_with(|| hsts.clone());
                     }
                 }
-                if http1 {
-                    let closing = *last || guard.conn.is_graceful();
-                    if closing {
-                        headers.insert(CONNECTION, HeaderValue::from_static("close"));
-                    } else if let Some(ka) = &options.keep_alive_header {
-                        if !headers.contains_key(CONNECTION) && !headers.contains_key(&KEEP_ALIVE) {
-                            headers.reserve(2);
-                            headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
-                            headers.insert(KEEP_ALIVE.clone(), ka.clone());
-                        }
-                    }
-                }
+                framing.connection_headers(headers, &guard.conn, options);
                 Poll::Ready(Ok(Response::from_parts(
                     parts,
                     ResponseBody::Inner { body, guard },
@@ -213,6 +338,11 @@ where
             }
         }
     }
+}
+
+/// Whether a response hands the connection over: `101`, or a `2xx` to `CONNECT`.
+fn switches_protocols(status: StatusCode, connect: bool) -> bool {
+    status == StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success())
 }
 
 pin_project_lite::pin_project! {
@@ -423,5 +553,42 @@ mod tests {
         };
         let err = Call::start(service, 1).await.unwrap_err();
         assert_eq!(err.to_string(), "overloaded");
+    }
+
+    #[test]
+    fn expect_matches_node_s_continue_expression() {
+        for yes in [
+            "100-continue",
+            "100-Continue",
+            " 100-continue",
+            "foo, 100-continue",
+        ] {
+            assert!(has_continue_token(yes.as_bytes()), "{yes}");
+        }
+        for no in ["100-continuex", "x100-continue", "foo", "", "200-continue"] {
+            assert!(!has_continue_token(no.as_bytes()), "{no}");
+        }
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection_tokens() {
+        let req = |version, connection: Option<&str>| {
+            let mut b = Request::builder().version(version);
+            if let Some(c) = connection {
+                b = b.header(CONNECTION, c);
+            }
+            b.body(()).unwrap()
+        };
+        assert!(client_keeps_alive(&req(Version::HTTP_11, None)));
+        assert!(!client_keeps_alive(&req(Version::HTTP_11, Some("close"))));
+        assert!(!client_keeps_alive(&req(
+            Version::HTTP_11,
+            Some("TE, Close")
+        )));
+        assert!(!client_keeps_alive(&req(Version::HTTP_10, None)));
+        assert!(client_keeps_alive(&req(
+            Version::HTTP_10,
+            Some("Keep-Alive")
+        )));
     }
 }

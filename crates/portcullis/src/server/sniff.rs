@@ -1,5 +1,6 @@
 //! A look at the first bytes before the handshake: plain HTTP sent to the TLS port gets an
-//! answer instead of a silent reset.
+//! answer instead of a silent reset, and a client from before TLS 1.2 gets the alert OpenSSL
+//! sends it (`protocol_version`) rather than a reset or a misleading `handshake_failure`.
 
 use std::io;
 
@@ -9,8 +10,15 @@ use tokio::net::TcpStream;
 /// What the client started with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FirstBytes {
-    /// A TLS handshake record.
-    Tls,
+    /// A TLS handshake record: its length, the first handshake message's type and, for a
+    /// ClientHello, its `legacy_version`, as far as the first bytes hold them.
+    Tls {
+        record_len: Option<usize>,
+        message_type: Option<u8>,
+        legacy_version: Option<u16>,
+    },
+    /// An SSL 2.0-format ClientHello (how clients from the SSL era opened a connection).
+    SslV2Hello,
     /// Something that looks like an HTTP request line.
     PlainHttp,
     /// Neither.
@@ -28,15 +36,167 @@ pub enum PlainHttpResponse {
 }
 
 pub(crate) async fn first_bytes(stream: &TcpStream) -> io::Result<FirstBytes> {
-    let mut byte = [0u8; 1];
-    if stream.peek(&mut byte).await? == 0 {
+    // Record header (5), handshake header (4), ClientHello.legacy_version (2).
+    let mut head = [0u8; 11];
+    let n = stream.peek(&mut head).await?;
+    if n == 0 {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
-    Ok(match byte[0] {
-        0x16 => FirstBytes::Tls,
+    let head = &head[..n];
+    Ok(match head[0] {
+        0x16 => FirstBytes::Tls {
+            record_len: (n >= 5).then(|| usize::from(u16::from_be_bytes([head[3], head[4]]))),
+            message_type: (n >= 6).then(|| head[5]),
+            // Only when the first record itself holds them (a hello may come in fragments).
+            legacy_version: (n == 11
+                && head[5] == 0x01
+                && u16::from_be_bytes([head[3], head[4]]) >= 6)
+                .then(|| u16::from_be_bytes([head[9], head[10]])),
+        },
+        // Two-byte length with the top bit set, then message type 1 (CLIENT-HELLO).
+        b if b & 0x80 != 0 && n >= 3 && head[2] == 0x01 => FirstBytes::SslV2Hello,
         b'A'..=b'Z' => FirstBytes::PlainHttp,
         _ => FirstBytes::Junk,
     })
+}
+
+/// A fatal alert in a plaintext record of `record_version`. Written only where no TLS state
+/// exists yet (rustls has not answered, and will not), so it needs no keys; the bytes are fixed
+/// by RFC 8446 §6.
+fn fatal_alert(record_version: [u8; 2], description: u8) -> [u8; 7] {
+    [
+        0x15, // alert
+        record_version[0],
+        record_version[1],
+        0x00,
+        0x02, // length
+        0x02, // fatal
+        description,
+    ]
+}
+
+/// `protocol_version`, what OpenSSL sends a client whose versions it does not support.
+const PROTOCOL_VERSION: u8 = 70;
+/// `decode_error`, what rustls sends for a message it cannot read.
+const DECODE_ERROR: u8 = 50;
+/// `unexpected_message`, for a first handshake message that is not a ClientHello.
+const UNEXPECTED_MESSAGE: u8 = 10;
+/// `record_overflow`, for a plaintext record over 2^14 bytes.
+const RECORD_OVERFLOW: u8 = 22;
+
+/// The largest plaintext record (RFC 8446 §5.1); rustls reads somewhat larger ones.
+pub(crate) const MAX_PLAINTEXT_RECORD: usize = 1 << 14;
+
+/// What is wrong with a first record that no server may accept, answered here because rustls
+/// would accept it (a record over 2^14 bytes, a ClientHello below SSL 3.1) or close without an
+/// alert (a first message other than ClientHello).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadHello {
+    RecordOverflow(usize),
+    NotClientHello(u8),
+    AncientVersion(u16),
+}
+
+impl BadHello {
+    /// Judges the first bytes of a TLS connection.
+    pub(crate) fn of(first: FirstBytes) -> Option<Self> {
+        let FirstBytes::Tls {
+            record_len,
+            message_type,
+            legacy_version,
+        } = first
+        else {
+            return None;
+        };
+        match (record_len, message_type, legacy_version) {
+            (Some(len), _, _) if len > MAX_PLAINTEXT_RECORD => Some(BadHello::RecordOverflow(len)),
+            (_, Some(kind), _) if kind != 0x01 => Some(BadHello::NotClientHello(kind)),
+            // SSL 3.0 and older: TLS 1.3 clients send 0x0303 and list versions apart.
+            (_, _, Some(version)) if version < 0x0301 => Some(BadHello::AncientVersion(version)),
+            _ => None,
+        }
+    }
+
+    /// Sends the alert OpenSSL sends for it.
+    pub(crate) async fn refuse(self, stream: &mut TcpStream) -> io::Result<()> {
+        let description = match self {
+            BadHello::RecordOverflow(_) => RECORD_OVERFLOW,
+            BadHello::NotClientHello(_) => UNEXPECTED_MESSAGE,
+            BadHello::AncientVersion(_) => PROTOCOL_VERSION,
+        };
+        stream
+            .write_all(&fatal_alert([0x03, 0x01], description))
+            .await
+    }
+}
+
+/// Answers an SSL 2.0-format ClientHello with `protocol_version`, as Node (OpenSSL 3) does.
+pub(crate) async fn refuse_sslv2(stream: &mut TcpStream) -> io::Result<()> {
+    stream
+        .write_all(&fatal_alert([0x03, 0x01], PROTOCOL_VERSION))
+        .await
+}
+
+/// An alert for a ClientHello that rustls refused without queuing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HelloAlert {
+    /// Larger than rustls reads (a handshake message over 64 KiB).
+    DecodeError,
+    /// Split by a record of another type, or by too many empty records.
+    UnexpectedMessage,
+}
+
+/// Sends the alert for a ClientHello rustls refused silently.
+pub(crate) async fn refuse_hello(stream: &mut TcpStream, alert: HelloAlert) -> io::Result<()> {
+    let description = match alert {
+        HelloAlert::DecodeError => DECODE_ERROR,
+        HelloAlert::UnexpectedMessage => UNEXPECTED_MESSAGE,
+    };
+    stream
+        .write_all(&fatal_alert([0x03, 0x03], description))
+        .await
+}
+
+/// For a ClientHello whose `legacy_version` is below TLS 1.2: whether the client can only speak
+/// TLS 1.0 or 1.1. rustls, which never reaches the version check for such a hello (it lacks
+/// `signature_algorithms`), would answer `handshake_failure`; OpenSSL answers
+/// `protocol_version`, and so does [`refuse_old_version`]. The hello is parsed by rustls from a
+/// copy of the first record; a hello that also offers TLS 1.3 (`supported_versions`) is left to
+/// the handshake.
+pub(crate) async fn is_pre_tls12_only(stream: &TcpStream) -> bool {
+    // Such a hello is a few hundred bytes and arrives whole; one that does not is left to rustls.
+    let mut record = vec![0u8; 5 + (1 << 14)];
+    let Ok(have) = stream.peek(&mut record).await else {
+        return false;
+    };
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut bytes = &record[..have];
+    if acceptor.read_tls(&mut bytes).is_err() {
+        return false;
+    }
+    match acceptor.accept() {
+        Ok(Some(accepted)) => accepted.client_hello().signature_schemes().is_empty(),
+        Err((
+            rustls::Error::PeerIncompatible(
+                rustls::PeerIncompatible::SignatureAlgorithmsExtensionRequired,
+            ),
+            _,
+        )) => true,
+        _ => false,
+    }
+}
+
+/// Answers a TLS 1.0/1.1-only ClientHello with `protocol_version`, in the record version the
+/// client used.
+pub(crate) async fn refuse_old_version(stream: &mut TcpStream) -> io::Result<()> {
+    let mut header = [0u8; 3];
+    let version = match stream.peek(&mut header).await {
+        Ok(3) => [header[1], header[2]],
+        _ => [0x03, 0x01],
+    };
+    stream
+        .write_all(&fatal_alert(version, PROTOCOL_VERSION))
+        .await
 }
 
 /// Reads the plain-HTTP request head (bounded) and answers it, then closes.
@@ -128,5 +288,30 @@ mod tests {
             Some("https://[::1]:8443/x")
         );
         assert_eq!(https_url("bad host", 443, "/"), None);
+    }
+
+    #[test]
+    fn first_records_no_server_accepts_are_named() {
+        use super::{BadHello, FirstBytes};
+        let tls = |record_len, message_type, legacy_version| FirstBytes::Tls {
+            record_len: Some(record_len),
+            message_type: Some(message_type),
+            legacy_version,
+        };
+        assert_eq!(BadHello::of(tls(512, 1, Some(0x0303))), None);
+        assert_eq!(BadHello::of(tls(512, 1, Some(0x0301))), None);
+        assert_eq!(
+            BadHello::of(tls(16385, 1, Some(0x0303))),
+            Some(BadHello::RecordOverflow(16385))
+        );
+        assert_eq!(
+            BadHello::of(tls(512, 2, None)),
+            Some(BadHello::NotClientHello(2))
+        );
+        assert_eq!(
+            BadHello::of(tls(512, 1, Some(0x0300))),
+            Some(BadHello::AncientVersion(0x0300))
+        );
+        assert_eq!(BadHello::of(FirstBytes::Junk), None);
     }
 }

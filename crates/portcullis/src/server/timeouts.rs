@@ -42,6 +42,23 @@ pub(crate) struct Timeouts {
 }
 
 impl Timeouts {
+    /// How long an idle HTTP/1 connection waits before its hyper state is released: `release`
+    /// (zero: never), or the head timeout when that is shorter and the keep-alive timeout would
+    /// not end the connection first. A pipelined request hyper holds unparsed is found only
+    /// then, and its headers timeout has been running since its bytes arrived.
+    pub(crate) fn idle_check_after(&self, release: Duration) -> Duration {
+        let keep_alive = self.keep_alive + self.keep_alive_buffer;
+        let head = self
+            .head()
+            .filter(|head| self.keep_alive.is_zero() || *head < keep_alive);
+        match (release.is_zero(), head) {
+            (true, None) => Duration::ZERO,
+            (true, Some(head)) => head,
+            (false, None) => release,
+            (false, Some(head)) => head.min(release),
+        }
+    }
+
     /// The bound on receiving a head, following Node: both zero disables; a headers timeout
     /// above the request timeout is capped by it.
     fn head(&self) -> Option<Duration> {
@@ -87,10 +104,23 @@ pub(crate) struct TimedIo<T> {
     /// Bytes already read from the stream, handed out before it is read again: what a released
     /// HTTP/1 connection state had buffered, or the first byte that woke an idle connection.
     prefix: Bytes,
+    /// When a read last brought bytes: where a pipelined request found in hyper's buffer began.
+    last_data: Instant,
+    /// The stream was shut down (close_notify sent), or failed: nothing more to say on drop.
+    finished: bool,
+    /// Ends the TLS session politely (close_notify, written without waiting) when the stream
+    /// is dropped unfinished; a no-op for plain TCP.
+    close_notify: fn(&mut T),
 }
 
 impl<T> TimedIo<T> {
-    pub(crate) fn new(inner: T, conn: Arc<ConnShared>, timeouts: Timeouts, http2: bool) -> Self {
+    pub(crate) fn new(
+        inner: T,
+        conn: Arc<ConnShared>,
+        timeouts: Timeouts,
+        http2: bool,
+        close_notify: fn(&mut T),
+    ) -> Self {
         let now = Instant::now();
         Self {
             inner,
@@ -103,6 +133,9 @@ impl<T> TimedIo<T> {
             last_io: now,
             ending: None,
             prefix: Bytes::new(),
+            last_data: now,
+            finished: false,
+            close_notify,
         }
     }
 
@@ -110,6 +143,26 @@ impl<T> TimedIo<T> {
     pub(crate) fn push_front(&mut self, bytes: Bytes) {
         debug_assert!(self.prefix.is_empty());
         self.prefix = bytes;
+    }
+
+    /// Puts back the start of a pipelined request that hyper had read but not parsed when its
+    /// connection state was released: the request began when those bytes arrived, so its
+    /// headers timeout counts from then (Node's `on_message_begin` fired as they were parsed).
+    pub(crate) fn resume_pipelined(&mut self, bytes: Bytes) {
+        self.push_front(bytes);
+        self.request_start = self.last_data;
+        self.conn.set_phase(Phase::Head);
+    }
+}
+
+impl<T> Drop for TimedIo<T> {
+    fn drop(&mut self) {
+        // hyper drops the stream without shutting it down when a connection ends in an error or
+        // through a pending upgrade nobody took; close_notify still tells the peer the data is
+        // complete. Not for a connection dropped on purpose.
+        if !self.finished && !self.conn.is_killed() {
+            (self.close_notify)(&mut self.inner);
+        }
     }
 }
 
@@ -122,7 +175,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TimedIo<T> {
         request_start: Instant,
         last_io: Instant,
     ) -> Option<(Instant, Expiry)> {
-        let phase_deadline = match conn.phase() {
+        let phase_deadline: Option<(Instant, Expiry)> = match conn.phase() {
             Phase::Head => timeouts
                 .head()
                 .map(|d| (request_start + d, Expiry::Request)),
@@ -135,7 +188,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TimedIo<T> {
             )),
             _ => None,
         };
-        let inactive = (!timeouts.inactivity.is_zero())
+        // Node lets the keep-alive timer govern an idle socket: the inactivity timeout returns
+        // with the next request.
+        let keep_alive_governs = phase_deadline.is_some_and(|(_, e)| e == Expiry::Idle);
+        let inactive = (!timeouts.inactivity.is_zero() && !keep_alive_governs)
             .then(|| (last_io + timeouts.inactivity, Expiry::Inactive));
         match (phase_deadline, inactive) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
@@ -198,6 +254,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TimedIo<T> {
                 Ending::ShuttingDown => {
                     // A peer that is gone cannot take close_notify; that is not our error.
                     let _ = ready!(inner.as_mut().poll_shutdown(cx));
+                    this.finished = true;
                     this.ending = Some(Ending::Done);
                 }
                 Ending::Done => return Poll::Ready(Ok(())),
@@ -230,15 +287,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    this.note_activity();
+                    this.last_data = Instant::now();
+                    this.last_io = this.last_data;
                     this.bytes_arrived();
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Err(e)) => {
+                // A TLS error already sent its alert; nothing polite is left to say, and the
+                // peer may still be sending.
+                this.finished = true;
+                this.conn.set_linger();
+                Poll::Ready(Err(e))
+            }
             Poll::Pending => match ready!(this.poll_expiry(cx)) {
                 Expiry::Request if !this.http2 && !this.conn.response_started() => {
                     tracing::debug!(id = this.conn.id, "request timeout; answering 408");
+                    this.conn.set_linger();
                     this.ending = Some(Ending::Writing408(0));
                     this.poll_end(cx)
                 }
@@ -277,7 +342,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TimedIo<T> {
                 ready!(self.poll_expiry(cx));
                 Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
             }
-            other => other,
+            Poll::Ready(Err(e)) => {
+                self.finished = true;
+                Poll::Ready(Err(e))
+            }
         }
     }
 
@@ -337,6 +405,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
             // Parking: hyper ends its connection state, the stream stays open.
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_shutdown(cx)
+        let result = ready!(Pin::new(&mut this.inner).poll_shutdown(cx));
+        this.finished = true;
+        Poll::Ready(result)
     }
 }

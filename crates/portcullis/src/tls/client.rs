@@ -11,7 +11,7 @@ use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureSchem
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 
 use super::options::{self, TlsVersion};
-use super::verify::node_code;
+use super::verify::{self, verifier_error, Presenter};
 use super::{Identity, KeyLog, PeerCertificate};
 use crate::error::{Error, Kind, Result};
 
@@ -213,9 +213,9 @@ impl ClientTlsOptions {
             Roots::OnlyCa => {}
         }
         for ca in &self.ca {
-            roots
-                .add(ca.clone())
-                .map_err(|e| Error::tls("unusable CA certificate", e))?;
+            roots.add(ca.clone()).map_err(|_| {
+                Error::config("unusable CA certificate: not valid DER-encoded X.509")
+            })?;
         }
         if roots.is_empty() {
             return Err(Error::config(
@@ -558,25 +558,6 @@ fn rejected(error: Error) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(error))))
 }
 
-/// OpenSSL's text for a verification code, which Node uses as the error message.
-fn openssl_message(code: &str) -> &'static str {
-    match code {
-        "CERT_HAS_EXPIRED" => "certificate has expired",
-        "CERT_NOT_YET_VALID" => "certificate is not yet valid",
-        "DEPTH_ZERO_SELF_SIGNED_CERT" => "self-signed certificate",
-        "SELF_SIGNED_CERT_IN_CHAIN" => "self-signed certificate in certificate chain",
-        "UNABLE_TO_VERIFY_LEAF_SIGNATURE" => "unable to verify the first certificate",
-        "UNABLE_TO_GET_ISSUER_CERT_LOCALLY" => "unable to get local issuer certificate",
-        "CERT_REVOKED" => "certificate revoked",
-        "CERT_SIGNATURE_FAILURE" => "certificate signature failure",
-        "INVALID_PURPOSE" => "unsupported certificate purpose",
-        "UNABLE_TO_GET_CRL" => "unable to get certificate CRL",
-        "CRL_HAS_EXPIRED" => "CRL has expired",
-        "UNHANDLED_CRITICAL_EXTENSION" => "unhandled critical extension",
-        _ => "certificate rejected",
-    }
-}
-
 /// The chain as Node's `getPeerCertificate(true)` walks it through `issuerCertificate`: the
 /// leaf, then each issuer found among the certificates the server sent (in whatever order it
 /// sent them), then the trusted CA from `anchors`, ending at a self-issued certificate or
@@ -637,7 +618,7 @@ impl ServerCertVerifier for NodeVerifier {
         // The chain first (Node: chain errors win over name errors). webpki checks the name
         // only once the chain verified, so a name error means the chain is good; the name is
         // then judged by Node's rules, not webpki's.
-        match self.inner.verify_server_cert(
+        let verdict = match self.inner.verify_server_cert(
             end_entity,
             intermediates,
             server_name,
@@ -647,17 +628,15 @@ impl ServerCertVerifier for NodeVerifier {
             Ok(_)
             | Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => {}
-            Err(e) => {
-                let mut chain = vec![end_entity.clone().into_owned()];
-                chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
-                let code = node_code(&e, &chain);
-                return Err(rejected(
-                    Error::new(Kind::Tls, openssl_message(code))
-                        .with_code(code)
-                        .with_source(e.to_string()),
-                ));
-            }
+            )) => Ok(()),
+            // A self-signed certificate given as `ca` and presented as is: trusted, as OpenSSL
+            // does (webpki refuses it as a CA used as an end entity).
+            Err(e) => verify::pinned_anchor(end_entity, &self.anchors, now).unwrap_or(Err(e)),
+        };
+        if let Err(e) = verdict {
+            let mut chain = vec![end_entity.clone().into_owned()];
+            chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
+            return Err(verify::refusal(&e, &chain, Presenter::Server).into_rustls(&chain));
         }
         let host = match server_name {
             ServerName::DnsName(name) => name.as_ref().to_owned(),
@@ -711,16 +690,6 @@ impl rustls::client::ResolvesClientCert for ClientIdentity {
 
     fn has_certs(&self) -> bool {
         true
-    }
-}
-
-/// Finds the portcullis error a verifier put inside a rustls error, if any.
-pub(crate) fn verifier_error(err: &rustls::Error) -> Option<&Error> {
-    match err {
-        rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
-            other.0.downcast_ref::<Error>()
-        }
-        _ => None,
     }
 }
 

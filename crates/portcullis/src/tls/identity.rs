@@ -152,11 +152,13 @@ impl Identity {
         };
         let (not_before, not_after) = validity(leaf)?;
         let provider = super::provider();
+        // Only the algorithm and size, read before the key moves: what a refusal reports.
+        let kind = keyfile::KeyKind::of(&key);
         let key = CertifiedKey::from_der(chain, key, &provider).map_err(|e| match e {
             rustls::Error::InconsistentKeys(_) => {
                 Error::config("the private key does not match the certificate")
             }
-            other => Error::tls("unusable private key", other),
+            _ => Error::config(kind.refusal()),
         })?;
         Ok(Self {
             key: Arc::new(key),

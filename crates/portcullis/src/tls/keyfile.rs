@@ -608,6 +608,167 @@ impl DerKind {
     }
 }
 
+/// What a private key is, as far as telling a user why it cannot be used goes: algorithm and
+/// size or curve, never key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    Rsa(usize),
+    Ec(&'static str),
+    Ed25519,
+    Ed448,
+    Dsa,
+    RsaPss,
+    KeyAgreement(&'static str),
+    Other(String),
+    Unreadable,
+}
+
+impl KeyKind {
+    /// Reads the algorithm and its size or curve from a PKCS#1, SEC1 or PKCS#8 key.
+    pub(crate) fn of(key: &PrivateKeyDer<'_>) -> Self {
+        let parsed = match key {
+            PrivateKeyDer::Pkcs1(der) => rsa_bits(der.secret_pkcs1_der()).map(KeyKind::Rsa),
+            PrivateKeyDer::Sec1(der) => sec1_curve(der.secret_sec1_der()),
+            PrivateKeyDer::Pkcs8(der) => pkcs8_kind(der.secret_pkcs8_der()),
+            _ => None,
+        };
+        parsed.unwrap_or(KeyKind::Unreadable)
+    }
+
+    /// Why a key of this kind was refused by the crypto provider, and what to do.
+    pub(crate) fn refusal(&self) -> String {
+        const MAKE: &str = "`portcullis cert new` makes one";
+        match self {
+            KeyKind::Rsa(bits) if *bits < 2048 => {
+                format!("RSA key of {bits} bits: at least 2048 needed; {MAKE} (or `openssl genrsa 2048`)")
+            }
+            KeyKind::Rsa(bits) => {
+                format!("RSA key of {bits} bits: not supported (2048 to 8192 bits are); {MAKE}")
+            }
+            KeyKind::Ec(curve @ ("P-256" | "P-384" | "P-521")) => {
+                format!(
+                    "EC key on curve {curve}: the key could not be loaded (is the file damaged?)"
+                )
+            }
+            KeyKind::Ec(curve) => format!(
+                "EC key on curve {curve}: not supported (P-256, P-384 and P-521 are); {MAKE} (or \
+                 `openssl ecparam -name prime256v1 -genkey -noout`)"
+            ),
+            KeyKind::Ed25519 => {
+                "Ed25519 key: the key could not be loaded (is the file damaged?)".to_owned()
+            }
+            KeyKind::Ed448 => {
+                format!("Ed448 key: not supported (Ed25519, ECDSA and RSA are); {MAKE}")
+            }
+            KeyKind::Dsa => format!("DSA key: not supported (ECDSA, Ed25519 and RSA are); {MAKE}"),
+            KeyKind::RsaPss => format!(
+                "RSA-PSS key (algorithm id-RSASSA-PSS): not supported; an ordinary RSA key \
+                 (`openssl genrsa 2048`) signs with PSS in TLS 1.3 anyway; {MAKE}"
+            ),
+            KeyKind::KeyAgreement(name) => {
+                format!("{name} key: that is a key-exchange key and cannot sign; {MAKE}")
+            }
+            KeyKind::Other(oid) => {
+                format!("unsupported private key type (algorithm OID {oid}); {MAKE}")
+            }
+            KeyKind::Unreadable => {
+                "the private key could not be read (is the file damaged?)".to_owned()
+            }
+        }
+    }
+}
+
+/// The modulus size of a PKCS#1 `RSAPrivateKey`.
+fn rsa_bits(der: &[u8]) -> Option<usize> {
+    let (0x30, body, _) = tlv(der)? else {
+        return None;
+    };
+    let (0x02, _version, rest) = tlv(body)? else {
+        return None;
+    };
+    let (0x02, modulus, _) = tlv(rest)? else {
+        return None;
+    };
+    let modulus = match modulus.iter().position(|&b| b != 0) {
+        Some(i) => &modulus[i..],
+        None => return Some(0),
+    };
+    Some(modulus.len() * 8 - modulus[0].leading_zeros() as usize)
+}
+
+/// The curve of a SEC1 `ECPrivateKey` (from its `[0] parameters`).
+fn sec1_curve(der: &[u8]) -> Option<KeyKind> {
+    let (0x30, body, _) = tlv(der)? else {
+        return None;
+    };
+    let (_, _version, rest) = tlv(body)?;
+    let (_, _private, mut rest) = tlv(rest)?;
+    while let Some((tag, value, next)) = tlv(rest) {
+        if tag == 0xa0 {
+            let (0x06, oid, _) = tlv(value)? else {
+                return None;
+            };
+            return Some(KeyKind::Ec(curve_name(oid)));
+        }
+        rest = next;
+    }
+    Some(KeyKind::Ec("unnamed"))
+}
+
+/// The algorithm of a PKCS#8 `PrivateKeyInfo`, with the RSA size or the EC curve.
+fn pkcs8_kind(der: &[u8]) -> Option<KeyKind> {
+    let (0x30, body, _) = tlv(der)? else {
+        return None;
+    };
+    let (0x02, _version, rest) = tlv(body)? else {
+        return None;
+    };
+    let (0x30, algorithm, rest) = tlv(rest)? else {
+        return None;
+    };
+    let (0x06, oid, parameters) = tlv(algorithm)? else {
+        return None;
+    };
+    Some(match oid {
+        [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01] => {
+            let (0x04, pkcs1, _) = tlv(rest)? else {
+                return None;
+            };
+            KeyKind::Rsa(rsa_bits(pkcs1)?)
+        }
+        [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a] => KeyKind::RsaPss,
+        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01] => match tlv(parameters) {
+            Some((0x06, curve, _)) => KeyKind::Ec(curve_name(curve)),
+            _ => KeyKind::Ec("unnamed"),
+        },
+        [0x2b, 0x65, 0x70] => KeyKind::Ed25519,
+        [0x2b, 0x65, 0x71] => KeyKind::Ed448,
+        [0x2b, 0x65, 0x6e] => KeyKind::KeyAgreement("X25519"),
+        [0x2b, 0x65, 0x6f] => KeyKind::KeyAgreement("X448"),
+        [0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01] => KeyKind::Dsa,
+        other => KeyKind::Other(
+            pkcs8::ObjectIdentifier::from_bytes(other)
+                .map_or_else(|_| "unreadable".to_owned(), |oid| oid.to_string()),
+        ),
+    })
+}
+
+/// OpenSSL's or NIST's name for a named curve OID.
+fn curve_name(oid: &[u8]) -> &'static str {
+    match oid {
+        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07] => "P-256",
+        [0x2b, 0x81, 0x04, 0x00, 0x22] => "P-384",
+        [0x2b, 0x81, 0x04, 0x00, 0x23] => "P-521",
+        [0x2b, 0x81, 0x04, 0x00, 0x21] => "P-224",
+        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x01] => "P-192",
+        [0x2b, 0x81, 0x04, 0x00, 0x0a] => "secp256k1",
+        [0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07] => "brainpoolP256r1",
+        [0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0b] => "brainpoolP384r1",
+        [0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0d] => "brainpoolP512r1",
+        _ => "unknown to this program",
+    }
+}
+
 /// Splits one DER tag-length-value off `input`: (tag, value, rest). Definite lengths only.
 fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
@@ -1087,5 +1248,24 @@ mod tests {
             .map(|f| certificates(&s.read(f)).unwrap().remove(0))
             .collect();
         assert_eq!(chain, want);
+    }
+
+    #[test]
+    fn key_kinds_are_read_from_every_key_format() {
+        let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let der = PrivateKeyDer::Pkcs8(ec.serialize_der().into());
+        assert_eq!(KeyKind::of(&der), KeyKind::Ec("P-384"));
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let der = PrivateKeyDer::Pkcs8(ed.serialize_der().into());
+        assert_eq!(KeyKind::of(&der), KeyKind::Ed25519);
+        assert_eq!(
+            KeyKind::Rsa(1024).refusal(),
+            "RSA key of 1024 bits: at least 2048 needed; `portcullis cert new` makes one (or \
+             `openssl genrsa 2048`)"
+        );
+        assert_eq!(
+            KeyKind::of(&PrivateKeyDer::Pkcs8(vec![1, 2, 3].into())),
+            KeyKind::Unreadable
+        );
     }
 }

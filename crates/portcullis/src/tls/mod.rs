@@ -4,6 +4,7 @@
 
 mod client;
 pub mod danger;
+pub(crate) mod failure;
 mod identity;
 mod keyfile;
 mod keylog;
@@ -14,7 +15,6 @@ mod server;
 mod tickets;
 mod verify;
 
-pub(crate) use client::verifier_error;
 pub use client::{
     check_server_identity, pin_sha256, CheckServerIdentity, ClientTlsOptions, PinSet, Roots,
 };
@@ -28,6 +28,7 @@ pub use peer::{DistinguishedName, PeerCertificate};
 pub(crate) use server::FixedIdentity;
 pub use server::{load_crls, ServerTlsConfig, ServerTlsConfigBuilder, SniFuture};
 pub use tickets::TicketKeys;
+pub(crate) use verify::{judge_client_chain, verifier_error};
 pub use verify::{verify_client_chain, verify_server_chain};
 
 /// The crypto provider every rustls config in this crate uses: aws-lc-rs, chosen explicitly.

@@ -21,6 +21,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use super::keylog::KeyLog;
 use super::options::{self, TlsVersion};
 use super::tickets::{SessionCache, TicketKeys, Ticketer};
+use super::verify::{self, Presenter};
 use super::Identity;
 use crate::error::{Error, Result};
 
@@ -413,9 +414,9 @@ fn strict_client_verifier(
     }
     let mut roots = rustls::RootCertStore::empty();
     for ca in client_ca {
-        roots
-            .add(ca.clone())
-            .map_err(|e| Error::tls("unusable client CA certificate", e))?;
+        roots.add(ca.clone()).map_err(|_| {
+            Error::config("unusable client CA certificate: not valid DER-encoded X.509")
+        })?;
     }
     let mut builder =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
@@ -428,7 +429,92 @@ fn strict_client_verifier(
     let verifier = builder
         .build()
         .map_err(|e| Error::config(format!("client certificate verification: {e}")))?;
-    Ok(Some(verifier))
+    Ok(Some(Arc::new(NodeClientVerifier {
+        inner: verifier,
+        anchors: client_ca.to_vec(),
+        provider: provider.clone(),
+    })))
+}
+
+/// The handshake-signature half of a client-certificate verifier, the same in all of ours: the
+/// client's proof that it holds its certificate's key, checked with the provider's algorithms
+/// (see [`signature`]).
+macro_rules! handshake_signatures {
+    ($self:ident . $($provider:tt)+) => {
+        fn verify_tls12_signature(
+            &$self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            signature(&$self.$($provider)+, message, cert, dss, false)
+        }
+
+        fn verify_tls13_signature(
+            &$self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            signature(&$self.$($provider)+, message, cert, dss, true)
+        }
+
+        fn supported_verify_schemes(&$self) -> Vec<SignatureScheme> {
+            $self
+                .$($provider)+
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    };
+}
+
+/// webpki's client verifier with OpenSSL's anchor rule (a self-signed client certificate listed
+/// among the client CAs is trusted as it is, dates checked) and Node's codes with a reason in
+/// its refusals.
+#[derive(Debug)]
+struct NodeClientVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    anchors: Vec<CertificateDer<'static>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ClientCertVerifier for NodeClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, rustls::Error> {
+        let verdict = match self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)
+        {
+            Ok(_) => Ok(()),
+            Err(e) => verify::pinned_anchor(end_entity, &self.anchors, now).unwrap_or(Err(e)),
+        };
+        match verdict {
+            Ok(()) => Ok(ClientCertVerified::assertion()),
+            Err(e) => {
+                let mut chain = vec![end_entity.clone().into_owned()];
+                chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
+                Err(verify::refusal(&e, &chain, Presenter::Client).into_rustls(&chain))
+            }
+        }
+    }
+
+    handshake_signatures!(self.provider);
 }
 
 /// Asks for a certificate, accepts any (its signature over the handshake is still checked);
@@ -461,32 +547,14 @@ impl ClientCertVerifier for Permissive {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        signature(&self.provider, message, cert, dss, false)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        signature(&self.provider, message, cert, dss, true)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    handshake_signatures!(self.provider);
 }
 
 /// Checks the client's handshake signature (proof it holds the certificate's key).
+///
+/// webpki reads only X.509 v3; the key of a v1 certificate (which OpenSSL and Node accept) is
+/// taken from its SubjectPublicKeyInfo, so that such a client completes the handshake and
+/// the verdict on the certificate itself is the verifier's.
 fn signature(
     provider: &rustls::crypto::CryptoProvider,
     message: &[u8],
@@ -495,11 +563,66 @@ fn signature(
     tls13: bool,
 ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
     let algorithms = &provider.signature_verification_algorithms;
-    if tls13 {
+    let checked = if tls13 {
         rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     } else {
         rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    };
+    match checked {
+        Err(_) if is_v1(cert) => v1_signature(message, cert, dss, algorithms, tls13),
+        checked => checked,
     }
+}
+
+fn is_v1(cert: &CertificateDer<'_>) -> bool {
+    use x509_parser::prelude::{FromDer as _, X509Certificate, X509Version};
+    X509Certificate::from_der(cert.as_ref()).is_ok_and(|(_, c)| c.version() == X509Version::V1)
+}
+
+/// The handshake signature checked with the public key of an X.509 v1 certificate.
+fn v1_signature(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    algorithms: &rustls::crypto::WebPkiSupportedAlgorithms,
+    tls13: bool,
+) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    use SignatureScheme as S;
+    let tls12_only = matches!(
+        dss.scheme,
+        S::RSA_PKCS1_SHA1
+            | S::RSA_PKCS1_SHA256
+            | S::RSA_PKCS1_SHA384
+            | S::RSA_PKCS1_SHA512
+            | S::ECDSA_SHA1_Legacy
+    );
+    if tls13 && tls12_only {
+        return Err(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into());
+    }
+    let bad = || rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature);
+    let (_, parsed) = X509Certificate::from_der(cert.as_ref())
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+    let spki = rustls_pki_types::SubjectPublicKeyInfoDer::from(parsed.public_key().raw);
+    let key = webpki::RawPublicKeyEntity::try_from(&spki).map_err(|_| bad())?;
+    let candidates = algorithms
+        .mapping
+        .iter()
+        .find(|(scheme, _)| *scheme == dss.scheme)
+        .map_or(&[][..], |(_, algs)| *algs);
+    // TLS 1.3 names one algorithm per scheme; TLS 1.2's RSA and ECDSA schemes may map to
+    // several, tried in turn.
+    let candidates = if tls13 {
+        &candidates[..candidates.len().min(1)]
+    } else {
+        candidates
+    };
+    for alg in candidates {
+        if key.verify_signature(*alg, message, dss.signature()).is_ok() {
+            return Ok(rustls::client::danger::HandshakeSignatureValid::assertion());
+        }
+    }
+    Err(bad())
 }
 
 /// The strict verdict when no client CA was configured: nothing is trusted.
@@ -522,27 +645,7 @@ impl ClientCertVerifier for NoTrust {
         ))
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        signature(&self.0, message, cert, dss, false)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        signature(&self.0, message, cert, dss, true)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    handshake_signatures!(self.0);
 }
 
 /// Picks the identity by SNI: the most recently added matching name, else the default.
@@ -584,8 +687,17 @@ impl SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.lookup(hello.server_name())
+        usable(self.lookup(hello.server_name())?, &hello)
     }
+}
+
+/// `key` when it can sign with one of the client's signature schemes. rustls builds a TLS 1.2
+/// ServerHello before asking the key for a scheme and then fails without an alert; a key
+/// refused here makes it send one (`access_denied`).
+fn usable(key: Arc<CertifiedKey>, hello: &ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    let schemes = hello.signature_schemes();
+    // Empty when no cipher suite is in common: rustls then refuses with handshake_failure.
+    (schemes.is_empty() || key.key.choose_scheme(schemes).is_some()).then_some(key)
 }
 
 /// `pattern` is lowercase; `*.` matches exactly one label (Node: `*` becomes `[^.]*`).
@@ -604,8 +716,8 @@ fn matches(pattern: &str, name: &str) -> bool {
 pub(crate) struct FixedIdentity(pub(crate) Arc<CertifiedKey>);
 
 impl ResolvesServerCert for FixedIdentity {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        usable(self.0.clone(), &hello)
     }
 }
 

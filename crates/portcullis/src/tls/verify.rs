@@ -1,18 +1,88 @@
-//! Verification outcomes with Node's (OpenSSL's) error codes.
+//! Verification outcomes with Node's (OpenSSL's) error codes and a sentence saying what to do.
 //!
 //! rustls/webpki reports *why* a chain failed as a [`rustls::CertificateError`]; Node reports
 //! OpenSSL's `X509_V_ERR_*` names without the prefix (`authorizationError` on the server, the
-//! error's `code` on the client). [`node_code`] translates, looking at the presented chain
-//! where OpenSSL distinguishes cases webpki does not (an unknown issuer).
+//! error's `code` on the client). [`refusal`] translates, looking at the presented chain
+//! where OpenSSL distinguishes cases webpki does not (an unknown issuer), and words the reason
+//! for the person who has to fix it: never a rustls or webpki identifier.
+//!
+//! Two rules of OpenSSL's that webpki does not follow are applied by the verifiers through
+//! [`pinned_anchor`]: a presented certificate byte-identical to a configured trust anchor is
+//! trusted (what `openssl req -x509` makes, `CA:TRUE` included, given as `ca`), its dates
+//! still checked.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::danger::ServerCertVerifier;
 use rustls::server::danger::ClientCertVerifier;
-use rustls::CertificateError;
+use rustls::{CertificateError, OtherError};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
+use super::peer::PeerCertificate;
+use crate::error::{Error, Kind};
+
 /// What Node reports when the peer sent no certificate at all.
 const NO_PEER_CERTIFICATE: &str = "UNABLE_TO_GET_ISSUER_CERT";
+
+/// Why a certificate chain was refused: Node's code and a sentence a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) code: &'static str,
+    pub(crate) reason: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// The refusal of `chain` as the error a verifier returns to rustls; [`refusal`] reads it
+    /// back.
+    pub(crate) fn into_rustls(self, chain: &[CertificateDer<'_>]) -> rustls::Error {
+        let error = Error::new(Kind::Tls, openssl_message(self.code))
+            .with_code(self.code)
+            .with_source(self.reason)
+            .with_chain(chain);
+        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(error))))
+    }
+}
+
+/// Who presented the chain being judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Presenter {
+    /// A server, judged by a client.
+    Server,
+    /// A client (mTLS), judged by a server.
+    Client,
+}
+
+impl Presenter {
+    fn noun(self) -> &'static str {
+        match self {
+            Presenter::Server => "server",
+            Presenter::Client => "client",
+        }
+    }
+
+    /// How to trust a CA (or a self-signed certificate) on the judging side.
+    fn how_to_trust(self) -> &'static str {
+        match self {
+            Presenter::Server => {
+                "trust it as a CA (curl and `portcullis get`: --cacert FILE; Node and \
+                 ClientTlsOptions: ca)"
+            }
+            Presenter::Client => {
+                "add it to the server's client CAs (`portcullis serve --client-ca FILE`; Node: \
+                 ca; ServerTlsConfigBuilder::client_ca)"
+            }
+        }
+    }
+}
 
 /// Runs a client-certificate verifier (mTLS) over a presented chain, leaf first.
 ///
@@ -24,13 +94,25 @@ pub fn verify_client_chain(
     chain: &[CertificateDer<'static>],
     now: UnixTime,
 ) -> Result<(), &'static str> {
+    judge_client_chain(verifier, chain, now).map_err(|r| r.code)
+}
+
+/// [`verify_client_chain`] with the reason in words.
+pub(crate) fn judge_client_chain(
+    verifier: &dyn ClientCertVerifier,
+    chain: &[CertificateDer<'static>],
+    now: UnixTime,
+) -> Result<(), Refusal> {
     let Some((end_entity, intermediates)) = chain.split_first() else {
-        return Err(NO_PEER_CERTIFICATE);
+        return Err(Refusal::new(
+            NO_PEER_CERTIFICATE,
+            "the client sent no certificate",
+        ));
     };
     verifier
         .verify_client_cert(end_entity, intermediates, now)
         .map(|_| ())
-        .map_err(|e| node_code(&e, chain))
+        .map_err(|e| refusal(&e, chain, Presenter::Client))
 }
 
 /// Runs a server-certificate verifier over a presented chain, leaf first, for `server_name`.
@@ -50,16 +132,64 @@ pub fn verify_server_chain(
     verifier
         .verify_server_cert(end_entity, intermediates, server_name, &[], now)
         .map(|_| ())
-        .map_err(|e| node_code(&e, chain))
+        .map_err(|e| refusal(&e, chain, Presenter::Server).code)
 }
 
-/// Node's code for a rustls verification error on `chain` (the presented chain, leaf first).
+/// OpenSSL's rule for a certificate given as a trust anchor and then presented as the peer's own
+/// (the self-signed certificate of `openssl req -x509`, which OpenSSL 3 marks `CA:TRUE`):
+/// trusted as it is, its validity period still checked. `None` when `end_entity` is not one
+/// of `anchors`; the caller then keeps the chain's own verdict. Host names are the caller's
+/// to check.
+pub(crate) fn pinned_anchor(
+    end_entity: &CertificateDer<'_>,
+    anchors: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Option<Result<(), rustls::Error>> {
+    if !anchors.iter().any(|a| a.as_ref() == end_entity.as_ref()) {
+        return None;
+    }
+    let Ok((_, cert)) = X509Certificate::from_der(end_entity.as_ref()) else {
+        return Some(Err(CertificateError::BadEncoding.into()));
+    };
+    let at = |secs: i64| UnixTime::since_unix_epoch(Duration::from_secs(secs.max(0) as u64));
+    let validity = cert.validity();
+    let (not_before, not_after) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    );
+    let time = now.as_secs() as i64;
+    Some(if time < not_before {
+        Err(CertificateError::NotValidYetContext {
+            time: now,
+            not_before: at(not_before),
+        }
+        .into())
+    } else if time > not_after {
+        Err(CertificateError::ExpiredContext {
+            time: now,
+            not_after: at(not_after),
+        }
+        .into())
+    } else {
+        Ok(())
+    })
+}
+
+/// Node's code for a rustls verification error on `chain`.
+#[cfg(test)]
+fn node_code(err: &rustls::Error, chain: &[CertificateDer<'_>]) -> &'static str {
+    refusal(err, chain, Presenter::Server).code
+}
+
+/// Node's code for a rustls verification error on `chain` (the presented chain, leaf first),
+/// and the reason in words.
 ///
 /// | rustls | Node |
 /// |---|---|
 /// | `Expired*` | `CERT_HAS_EXPIRED` |
 /// | `NotValidYet*` | `CERT_NOT_YET_VALID` |
 /// | `UnknownIssuer` | `DEPTH_ZERO_SELF_SIGNED_CERT` (a self-signed leaf), `SELF_SIGNED_CERT_IN_CHAIN` (the presented chain reaches an untrusted self-signed root), `UNABLE_TO_VERIFY_LEAF_SIGNATURE` (the leaf's issuer was not presented), else `UNABLE_TO_GET_ISSUER_CERT_LOCALLY` |
+/// | a CA certificate (`CA:TRUE`) as the leaf | `DEPTH_ZERO_SELF_SIGNED_CERT` when self-signed, else `CERT_REJECTED` |
 /// | `Revoked` | `CERT_REVOKED` |
 /// | `BadSignature` | `CERT_SIGNATURE_FAILURE` |
 /// | `NotValidForName*` | `ERR_TLS_CERT_ALTNAME_INVALID` |
@@ -67,30 +197,169 @@ pub fn verify_server_chain(
 /// | `UnknownRevocationStatus` | `UNABLE_TO_GET_CRL` |
 /// | `ExpiredRevocationList*` | `CRL_HAS_EXPIRED` |
 /// | `UnhandledCriticalExtension` | `UNHANDLED_CRITICAL_EXTENSION` |
-/// | anything else | `CERT_REJECTED` |
-pub(crate) fn node_code(err: &rustls::Error, chain: &[CertificateDer<'_>]) -> &'static str {
+/// | anything else (an X.509 v1 certificate among them) | `CERT_REJECTED` |
+pub(crate) fn refusal(err: &rustls::Error, chain: &[CertificateDer<'_>], by: Presenter) -> Refusal {
     use CertificateError as C;
+    let who = by.noun();
     let rustls::Error::InvalidCertificate(err) = err else {
-        return "CERT_REJECTED";
+        return Refusal::new(
+            "CERT_REJECTED",
+            format!("the {who} certificate could not be verified"),
+        );
     };
+    let leaf = chain
+        .first()
+        .and_then(|der| PeerCertificate::from_der(der).ok());
+    let subject = leaf
+        .as_ref()
+        .map_or_else(String::new, |c| format!(" ({})", c.subject()));
+    let issuer = leaf
+        .as_ref()
+        .map_or_else(|| "its issuer".to_owned(), |c| c.issuer().to_string());
     match err {
-        C::Expired | C::ExpiredContext { .. } => "CERT_HAS_EXPIRED",
-        C::NotValidYet | C::NotValidYetContext { .. } => "CERT_NOT_YET_VALID",
-        C::UnknownIssuer => unknown_issuer_code(chain),
-        C::Revoked => "CERT_REVOKED",
-        C::BadSignature => "CERT_SIGNATURE_FAILURE",
-        C::NotValidForName | C::NotValidForNameContext { .. } => "ERR_TLS_CERT_ALTNAME_INVALID",
-        C::InvalidPurpose | C::InvalidPurposeContext { .. } => "INVALID_PURPOSE",
-        C::UnknownRevocationStatus => "UNABLE_TO_GET_CRL",
-        C::ExpiredRevocationList | C::ExpiredRevocationListContext { .. } => "CRL_HAS_EXPIRED",
-        C::UnhandledCriticalExtension => "UNHANDLED_CRITICAL_EXTENSION",
-        _ => "CERT_REJECTED",
+        C::Other(OtherError(inner)) => {
+            if let Some(ours) = inner.downcast_ref::<Error>() {
+                let reason = std::error::Error::source(ours)
+                    .map_or_else(|| ours.to_string(), |s| s.to_string());
+                return Refusal::new(ours.code().unwrap_or("CERT_REJECTED"), reason);
+            }
+            match inner.downcast_ref::<webpki::Error>() {
+                Some(webpki::Error::CaUsedAsEndEntity) if is_self_signed(chain) => Refusal::new(
+                    "DEPTH_ZERO_SELF_SIGNED_CERT",
+                    format!(
+                        "the {who} certificate{subject} is self-signed (a CA certificate, as \
+                         `openssl req -x509` makes) and not trusted here; if it is the one you \
+                         expect, {}",
+                        by.how_to_trust()
+                    ),
+                ),
+                Some(webpki::Error::CaUsedAsEndEntity) => Refusal::new(
+                    "CERT_REJECTED",
+                    format!(
+                        "the {who} certificate{subject} is a CA certificate (basicConstraints \
+                         CA:TRUE) used as a {who} certificate; issue a leaf certificate \
+                         (CA:FALSE) for the {who} instead, e.g. with `portcullis cert new`"
+                    ),
+                ),
+                Some(webpki::Error::UnsupportedCertVersion) => Refusal::new(
+                    "CERT_REJECTED",
+                    format!(
+                        "the {who} certificate{subject} is X.509 v1 (what `openssl x509 -req` \
+                         makes without -extfile), which carries no extensions to say what it \
+                         may be used for; re-issue it as v3: `openssl x509 -req ... -extfile \
+                         v3.ext` with a v3.ext holding `basicConstraints=CA:FALSE` and \
+                         `extendedKeyUsage={}`, or use `portcullis cert new`",
+                        match by {
+                            Presenter::Server => "serverAuth` and `subjectAltName=DNS:NAME",
+                            Presenter::Client => "clientAuth",
+                        }
+                    ),
+                ),
+                _ => Refusal::new(
+                    "CERT_REJECTED",
+                    format!("the {who} certificate{subject} could not be verified"),
+                ),
+            }
+        }
+        C::Expired | C::ExpiredContext { .. } => Refusal::new(
+            "CERT_HAS_EXPIRED",
+            match &leaf {
+                Some(c) => format!("the {who} certificate{subject} expired on {}", c.valid_to()),
+                None => format!("the {who} certificate has expired"),
+            },
+        ),
+        C::NotValidYet | C::NotValidYetContext { .. } => Refusal::new(
+            "CERT_NOT_YET_VALID",
+            match &leaf {
+                Some(c) => format!(
+                    "the {who} certificate{subject} is valid only from {}: check this \
+                     machine's clock",
+                    c.valid_from()
+                ),
+                None => format!("the {who} certificate is not yet valid"),
+            },
+        ),
+        C::UnknownIssuer => unknown_issuer(chain, by),
+        C::Revoked => Refusal::new(
+            "CERT_REVOKED",
+            format!("the {who} certificate{subject} is revoked by a CRL of {issuer}"),
+        ),
+        C::BadSignature => Refusal::new(
+            "CERT_SIGNATURE_FAILURE",
+            format!(
+                "the signature on the {who} certificate{subject} does not verify with the key \
+                 of the trusted {issuer}: another key with the same name signed it"
+            ),
+        ),
+        C::NotValidForName | C::NotValidForNameContext { .. } => Refusal::new(
+            "ERR_TLS_CERT_ALTNAME_INVALID",
+            format!("the {who} certificate{subject} is not valid for the name asked for"),
+        ),
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => Refusal::new(
+            "INVALID_PURPOSE",
+            format!(
+                "the {who} certificate{subject} has an extended key usage that does not allow \
+                 TLS {who} authentication; re-issue it with `extendedKeyUsage={}`",
+                match by {
+                    Presenter::Server => "serverAuth",
+                    Presenter::Client => "clientAuth",
+                }
+            ),
+        ),
+        C::UnknownRevocationStatus => Refusal::new(
+            "UNABLE_TO_GET_CRL",
+            format!("no CRL given covers {issuer}, the issuer of the {who} certificate"),
+        ),
+        C::ExpiredRevocationList | C::ExpiredRevocationListContext { .. } => Refusal::new(
+            "CRL_HAS_EXPIRED",
+            "the certificate revocation list is past its nextUpdate; load a fresh one",
+        ),
+        C::UnhandledCriticalExtension => Refusal::new(
+            "UNHANDLED_CRITICAL_EXTENSION",
+            format!(
+                "the {who} certificate{subject} has a critical extension this verifier does \
+                 not understand"
+            ),
+        ),
+        C::BadEncoding => Refusal::new(
+            "CERT_REJECTED",
+            format!("the {who} certificate is not valid DER-encoded X.509"),
+        ),
+        #[allow(deprecated)] // rustls still reports the variant without context
+        C::UnsupportedSignatureAlgorithm
+        | C::UnsupportedSignatureAlgorithmContext { .. }
+        | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => Refusal::new(
+            "CERT_REJECTED",
+            format!(
+                "a certificate in the {who}'s chain is signed with an algorithm that is not \
+                 accepted (such as SHA-1 or MD5); re-issue it with SHA-256"
+            ),
+        ),
+        _ => Refusal::new(
+            "CERT_REJECTED",
+            format!("the {who} certificate{subject} could not be verified"),
+        ),
     }
+}
+
+/// Whether the chain's leaf names itself as its issuer.
+fn is_self_signed(chain: &[CertificateDer<'_>]) -> bool {
+    chain
+        .first()
+        .and_then(|der| X509Certificate::from_der(der.as_ref()).ok())
+        .is_some_and(|(_, c)| {
+            c.tbs_certificate.subject.as_raw() == c.tbs_certificate.issuer.as_raw()
+        })
 }
 
 /// OpenSSL's distinction for a chain that does not reach a trust anchor: it follows the
 /// presented certificates from the leaf by issuer name and reports where the walk stops.
-fn unknown_issuer_code(chain: &[CertificateDer<'_>]) -> &'static str {
+fn unknown_issuer(chain: &[CertificateDer<'_>], by: Presenter) -> Refusal {
+    let who = by.noun();
+    let parsed: Vec<Option<PeerCertificate>> = chain
+        .iter()
+        .map(|der| PeerCertificate::from_der(der).ok())
+        .collect();
     let names: Vec<Option<(&[u8], &[u8])>> = chain
         .iter()
         .map(|der| {
@@ -102,19 +371,45 @@ fn unknown_issuer_code(chain: &[CertificateDer<'_>]) -> &'static str {
             })
         })
         .collect();
+    let generic = || {
+        Refusal::new(
+            "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+            format!(
+                "the {who}'s certificate chain does not end in a trusted CA; {}",
+                by.how_to_trust()
+            ),
+        )
+    };
     let Some(Some(mut current)) = names.first().copied() else {
-        return "UNABLE_TO_GET_ISSUER_CERT_LOCALLY";
+        return generic();
     };
     let mut used = vec![false; names.len()];
     used[0] = true;
-    let mut depth = 0;
+    let mut at = 0;
     loop {
         let (subject, issuer) = current;
+        let cert = parsed[at].as_ref();
+        let subject_text = cert.map_or_else(String::new, |c| c.subject().to_string());
+        let issuer_text = cert.map_or_else(String::new, |c| c.issuer().to_string());
         if subject == issuer {
-            return if depth == 0 {
-                "DEPTH_ZERO_SELF_SIGNED_CERT"
+            return if at == 0 {
+                Refusal::new(
+                    "DEPTH_ZERO_SELF_SIGNED_CERT",
+                    format!(
+                        "the {who} certificate ({subject_text}) is self-signed and not trusted \
+                         here; if it is the one you expect, {}",
+                        by.how_to_trust()
+                    ),
+                )
             } else {
-                "SELF_SIGNED_CERT_IN_CHAIN"
+                Refusal::new(
+                    "SELF_SIGNED_CERT_IN_CHAIN",
+                    format!(
+                        "the {who}'s chain ends in the root CA {subject_text}, which is not \
+                         trusted here; if you expect it, {}",
+                        by.how_to_trust()
+                    ),
+                )
             };
         }
         let next = names
@@ -125,11 +420,62 @@ fn unknown_issuer_code(chain: &[CertificateDer<'_>]) -> &'static str {
             Some((i, Some(name))) => {
                 used[i] = true;
                 current = *name;
-                depth += 1;
+                at = i;
             }
-            _ if depth == 0 => return "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-            _ => return "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+            _ if at == 0 => {
+                return Refusal::new(
+                    "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+                    format!(
+                        "the {who} certificate was issued by {issuer_text}, which the {who} did \
+                         not send and which is not trusted here: the {who} should send its \
+                         intermediate certificates (the full chain file), or, if {issuer_text} \
+                         is a CA you expect, {}",
+                        by.how_to_trust()
+                    ),
+                )
+            }
+            _ => {
+                return Refusal::new(
+                    "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+                    format!(
+                        "the {who}'s chain ends at a certificate issued by {issuer_text}, which is \
+                         not trusted here; if it is a CA you expect, {}",
+                        by.how_to_trust()
+                    ),
+                )
+            }
         }
+    }
+}
+
+/// OpenSSL's text for a verification code, which Node uses as the error message.
+pub(crate) fn openssl_message(code: &str) -> &'static str {
+    match code {
+        "CERT_HAS_EXPIRED" => "certificate has expired",
+        "CERT_NOT_YET_VALID" => "certificate is not yet valid",
+        "DEPTH_ZERO_SELF_SIGNED_CERT" => "self-signed certificate",
+        "SELF_SIGNED_CERT_IN_CHAIN" => "self-signed certificate in certificate chain",
+        "UNABLE_TO_VERIFY_LEAF_SIGNATURE" => "unable to verify the first certificate",
+        "UNABLE_TO_GET_ISSUER_CERT_LOCALLY" => "unable to get local issuer certificate",
+        "UNABLE_TO_GET_ISSUER_CERT" => "unable to get issuer certificate",
+        "CERT_REVOKED" => "certificate revoked",
+        "CERT_SIGNATURE_FAILURE" => "certificate signature failure",
+        "INVALID_PURPOSE" => "unsupported certificate purpose",
+        "UNABLE_TO_GET_CRL" => "unable to get certificate CRL",
+        "CRL_HAS_EXPIRED" => "CRL has expired",
+        "UNHANDLED_CRITICAL_EXTENSION" => "unhandled critical extension",
+        "ERR_TLS_CERT_ALTNAME_INVALID" => "certificate is not valid for this host name",
+        _ => "certificate rejected",
+    }
+}
+
+/// Finds the portcullis error a verifier put inside a rustls error, if any.
+pub(crate) fn verifier_error(err: &rustls::Error) -> Option<&Error> {
+    match err {
+        rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
+            other.0.downcast_ref::<Error>()
+        }
+        _ => None,
     }
 }
 
@@ -554,5 +900,99 @@ mod tests {
         let again = Ca::with_key("Root", KeyPair::from_pem(&pem).unwrap());
         let cert = again.issue(leaf(1));
         assert_eq!(client(&client_verifier(&[&root]), &[cert]), Ok(()));
+    }
+
+    #[test]
+    fn a_presented_certificate_identical_to_an_anchor_is_trusted_with_its_dates_checked() {
+        let key = KeyPair::generate().unwrap();
+        let mut params = leaf(1);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap().der().clone();
+        let other = Ca::new("Other").der();
+        let now = UnixTime::now();
+        assert!(pinned_anchor(&cert, std::slice::from_ref(&other), now).is_none());
+        assert!(matches!(
+            pinned_anchor(&cert, &[other, cert.clone()], now),
+            Some(Ok(()))
+        ));
+        // webpki alone refuses it: a CA certificate as the end entity.
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.clone()).unwrap();
+        let verifier_with =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let refused = verifier_with
+            .verify_server_cert(&cert, &[], &name, &[], now)
+            .unwrap_err();
+        let why = refusal(&refused, std::slice::from_ref(&cert), Presenter::Server);
+        assert_eq!(why.code, "DEPTH_ZERO_SELF_SIGNED_CERT");
+        assert!(why.reason.contains("self-signed"), "{}", why.reason);
+
+        let mut expired = leaf(2);
+        expired.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        expired.not_before = rcgen::date_time_ymd(2001, 1, 1);
+        expired.not_after = rcgen::date_time_ymd(2002, 1, 1);
+        let expired = expired
+            .self_signed(&KeyPair::generate().unwrap())
+            .unwrap()
+            .der()
+            .clone();
+        let Some(Err(e)) = pinned_anchor(&expired, std::slice::from_ref(&expired), now) else {
+            panic!("expired");
+        };
+        assert_eq!(node_code(&e, &[expired]), "CERT_HAS_EXPIRED");
+    }
+
+    #[test]
+    fn reasons_never_name_rustls_or_webpki_internals() {
+        use rustls::CertificateError as C;
+        let root = Ca::new("Root");
+        let chain = [root.issue(leaf(1))];
+        let errors = [
+            rustls::Error::InvalidCertificate(C::UnknownIssuer),
+            rustls::Error::InvalidCertificate(C::BadEncoding),
+            rustls::Error::InvalidCertificate(C::Expired),
+            rustls::Error::InvalidCertificate(C::Other(OtherError(Arc::new(
+                webpki::Error::CaUsedAsEndEntity,
+            )))),
+            rustls::Error::InvalidCertificate(C::Other(OtherError(Arc::new(
+                webpki::Error::UnsupportedCertVersion,
+            )))),
+            rustls::Error::HandshakeNotComplete,
+        ];
+        for error in &errors {
+            for by in [Presenter::Server, Presenter::Client] {
+                let why = refusal(error, &chain, by);
+                for internal in [
+                    "Other(",
+                    "OtherError",
+                    "UnknownIssuer",
+                    "CaUsedAsEndEntity",
+                    "BadEncoding",
+                    "UnsupportedCertVersion",
+                ] {
+                    assert!(!why.reason.contains(internal), "{error:?}: {}", why.reason);
+                }
+            }
+        }
+        let v1 = refusal(&errors[4], &chain, Presenter::Client);
+        assert_eq!(v1.code, "CERT_REJECTED");
+        assert!(v1.reason.contains("X.509 v1"), "{}", v1.reason);
+        assert!(
+            v1.reason.contains("extendedKeyUsage=clientAuth"),
+            "{}",
+            v1.reason
+        );
+        let ca_leaf = refusal(&errors[3], &chain, Presenter::Server);
+        assert_eq!(ca_leaf.code, "CERT_REJECTED");
+        assert!(
+            ca_leaf.reason.contains(
+                "is a CA certificate (basicConstraints CA:TRUE) used as a server certificate"
+            ),
+            "{}",
+            ca_leaf.reason
+        );
     }
 }

@@ -44,6 +44,8 @@ fn cases() -> Vec<Case> {
     let issued = |leaf: Leaf| pki.inter.leaf(leaf);
     let revoked_leaf = pki.root.leaf(Leaf::localhost().serial(4242));
     let self_signed = Leaf::localhost().self_signed();
+    let tutorial = Leaf::tutorial().self_signed();
+    let tutorial_expired = Leaf::tutorial().valid(-days(30), -days(1)).self_signed();
     let wrong_self_signed = Leaf::dns(&["wrong.host.test"]).self_signed();
     vec![
         Case {
@@ -165,6 +167,42 @@ fn cases() -> Vec<Case> {
             message: "IP: 127.0.0.1 is not in the cert's list: ",
         },
         Case {
+            name: "the tutorial's certificate (openssl req -x509: CA:TRUE, CN only) as its own CA",
+            identity: tutorial.identity(&[]),
+            ca: vec![tutorial.der()],
+            crls: vec![],
+            host: Host::Localhost,
+            expect: None,
+            message: "",
+        },
+        Case {
+            name: "the tutorial's certificate without ca",
+            identity: tutorial.identity(&[]),
+            ca: vec![pki.root.der()],
+            crls: vec![],
+            host: Host::Localhost,
+            expect: Some("DEPTH_ZERO_SELF_SIGNED_CERT"),
+            message: "self-signed certificate",
+        },
+        Case {
+            name: "the tutorial's certificate as its own CA, reached by IP: the name still counts",
+            identity: tutorial.identity(&[]),
+            ca: vec![tutorial.der()],
+            crls: vec![],
+            host: Host::Ip,
+            expect: Some("ERR_TLS_CERT_ALTNAME_INVALID"),
+            message: "IP: 127.0.0.1 is not in the cert's list: ",
+        },
+        Case {
+            name: "the tutorial's certificate as its own CA, expired: the dates still count",
+            identity: tutorial_expired.identity(&[]),
+            ca: vec![tutorial_expired.der()],
+            crls: vec![],
+            host: Host::Localhost,
+            expect: Some("CERT_HAS_EXPIRED"),
+            message: "certificate has expired",
+        },
+        Case {
             name: "self-signed",
             identity: self_signed.identity(&[]),
             ca: vec![pki.root.der()],
@@ -262,6 +300,21 @@ async fn ours(case: &Case, addr: SocketAddr, insecure: bool) -> String {
         }
         Err(e) => {
             assert!(e.is_tls(), "{}: {e:?}", case.name);
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            for internal in [
+                "Other(",
+                "OtherError",
+                "UnknownIssuer",
+                "CaUsedAsEndEntity",
+                "InvalidCertificate",
+            ] {
+                assert!(!text.contains(internal), "{}: {text}", case.name);
+            }
             assert!(
                 e.to_string().contains(case.message),
                 "{}: {e} lacks {:?}",

@@ -8,6 +8,7 @@ mod badssl;
 mod errors;
 mod interop;
 mod mtls;
+mod openssl_made;
 mod pinning;
 mod pool;
 mod proxy;

@@ -120,6 +120,9 @@ pub struct Leaf {
     pub not_after: time::Duration,
     /// A client certificate (clientAuth EKU) rather than a server one.
     pub client: bool,
+    /// Shaped like `openssl req -x509` makes it: `basicConstraints` critical `CA:TRUE`, no key
+    /// usage, no extended key usage.
+    pub tutorial: bool,
 }
 
 impl Leaf {
@@ -140,6 +143,17 @@ impl Leaf {
             not_before: -time::Duration::hours(1),
             not_after: time::Duration::days(1),
             client: false,
+            tutorial: false,
+        }
+    }
+
+    /// What the seeds' tutorial makes (`openssl req -x509 -subj /CN=localhost`): a self-signed
+    /// `CA:TRUE` certificate with the name in its CN only. Self-sign it with
+    /// [`Leaf::self_signed`].
+    pub fn tutorial() -> Self {
+        Self {
+            tutorial: true,
+            ..Self::cn_only("localhost")
         }
     }
 
@@ -198,6 +212,11 @@ impl Leaf {
             ExtendedKeyUsagePurpose::ServerAuth
         }];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if self.tutorial {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = Vec::new();
+            params.extended_key_usages = Vec::new();
+        }
         let now = OffsetDateTime::now_utc();
         params.not_before = now + self.not_before;
         params.not_after = now + self.not_after;

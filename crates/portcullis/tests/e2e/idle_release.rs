@@ -1,8 +1,6 @@
 //! Idle HTTP/1 connections release hyper's connection state (its read and write buffers) and
 //! keep serving, timing out and closing as before (`release_idle_buffers_after`).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
@@ -11,40 +9,6 @@ use crate::support::*;
 
 const RELEASE: Duration = Duration::from_millis(30);
 const RELEASED: &str = "releasing the HTTP/1 connection state";
-
-/// The server's trace output, captured for one test. `#[tokio::test]` runs the server's tasks on
-/// the test's thread, so a thread-local default subscriber sees them all.
-#[derive(Clone, Default)]
-struct Trace(Arc<Mutex<Vec<u8>>>);
-
-impl Trace {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let sink = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .matches(needle)
-            .count()
-    }
-}
-
-impl Write for Trace {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn an_idle_connection_releases_its_state_and_serves_the_next_request() {

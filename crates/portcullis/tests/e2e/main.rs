@@ -3,13 +3,16 @@
 mod support;
 mod support_files;
 
+mod alerts;
 mod client;
 mod clients;
 mod close;
 mod hooks;
+mod http1_framing;
 mod identity_formats;
 mod idle_release;
 mod limits;
+mod openssl_made;
 mod timeouts;
 mod tls;
 mod transport;
