@@ -4,13 +4,13 @@
 //! errors), 1 for anything that goes wrong once the server is running.
 
 mod cert;
+mod files_flags;
 mod get;
 mod hello;
 mod log;
 mod proxy;
 mod reload;
 mod serve;
-mod static_files;
 mod tls_flags;
 
 use std::path::PathBuf;
@@ -51,9 +51,14 @@ enum Command {
 /// a timeout off.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Directory to serve as static files (index.html for directories, no listings).
+    /// Directory to serve as static files: index.html for directories, compression, caching,
+    /// ranges; see the static-file options below.
     #[arg(value_name = "DIR", conflicts_with = "proxy")]
     pub dir: Option<PathBuf>,
+
+    /// Static-file options.
+    #[command(flatten)]
+    pub files: files_flags::FilesArgs,
 
     /// Forward every request to this plain-HTTP backend, e.g. http://127.0.0.1:3000/base
     /// (the request's path and query are appended to the base path).

@@ -78,6 +78,9 @@ struct Ready {
 /// Checks the flags and files, builds the server and binds the listeners. Every error here is
 /// the user's to fix (exit code 2) and names the flag or file.
 async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
+    if args.dir.is_none() && args.files.any() {
+        bail!("the static-file options (--spa, --browse, --cache, --cors, ...) need DIR");
+    }
     let service = match (&args.dir, &args.proxy) {
         (Some(dir), _) => {
             let meta = std::fs::metadata(dir)
@@ -85,7 +88,7 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
             if !meta.is_dir() {
                 bail!("DIR {}: not a directory", dir.display());
             }
-            crate::static_files::service(dir.clone())
+            args.files.service(dir.clone())?
         }
         (None, Some(backend)) => crate::proxy::service(backend.clone()),
         (None, None) => crate::hello::service(),

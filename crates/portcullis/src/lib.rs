@@ -27,6 +27,8 @@
 pub mod cert;
 pub mod client;
 mod error;
+#[cfg(feature = "files")]
+pub mod files;
 pub mod server;
 pub mod tls;
 
