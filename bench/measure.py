@@ -33,6 +33,8 @@ CONNECTIONS = 50  # keep-alive and handshake runs
 STREAMS = 10  # HTTP/2 streams per connection
 IDLE_CONNECTIONS = 5000  # --quick: 2000
 BULK_BYTES = 1 << 30
+FILES_BIG_BYTES = 100 * 1000 * 1000  # the static "100 MB file" row
+FILES_DISTINCT = 100  # the static "100 distinct small files" row
 # Every client that can choose offers this one TLS 1.3 suite, so that every server encrypts with
 # the same one (left to themselves they differ: portcullis prefers AES-256-GCM, rustls's
 # default follows the client's order, h2load offers AES-128-GCM first).
@@ -158,12 +160,21 @@ class Server:
             return pin + [os.path.join(TARGET, "release", "bare-hello"), str(self.port), cert, key, self.runtime]
         if self.kind == "node":
             return pin + ["node", os.path.join(HERE, "node-hello.js"), str(self.port), cert, key]
-        if self.kind == "nginx":
+        if self.kind in ("nginx", "nginx-files", "nginx-files-ofc"):
             prefix = os.path.join(self.run_dir, f"nginx-{self.name}")
             os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
             with open(os.path.join(prefix, "nginx.conf"), "w") as f:
-                f.write(nginx_conf(self.run_dir, self.port, check=self.name.endswith("check")))
+                if self.kind == "nginx":
+                    f.write(nginx_conf(self.run_dir, self.port, check=self.name.endswith("check")))
+                else:
+                    f.write(nginx_files_conf(self.run_dir, self.port, self.kind == "nginx-files-ofc"))
             return pin + ["nginx", "-p", prefix, "-c", "nginx.conf", "-g", "daemon off;"]
+        if self.kind == "portcullis-files":
+            # The command users run, one worker thread like nginx's one worker process; the
+            # access log off (RUST_LOG=warn), as nginx's.
+            return pin + ["env", "RUST_LOG=warn", os.path.join(TARGET, "release", "portcullis"), "serve",
+                          "--workers", "1", "--listen", f"127.0.0.1:{self.port}", "--cert", cert, "--key", key,
+                          os.path.join(self.run_dir, "files")]
         raise ValueError(self.kind)
 
     def start(self):
@@ -176,7 +187,7 @@ class Server:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: see {self.log_path}")
-            if self.kind == "nginx":
+            if self.kind.startswith("nginx"):
                 try:
                     socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                     return self
@@ -212,7 +223,7 @@ class Server:
 
     def handshakes(self):
         """(full, resumed) so far, from /stats; None for nginx (checked by its access log)."""
-        if self.kind == "nginx":
+        if self.kind.startswith("nginx"):
             return None
         m = re.search(rb"full (\d+) resumed (\d+)", https_get(self.port, "/stats"))
         return int(m.group(1)), int(m.group(2))
@@ -257,6 +268,38 @@ http {{
 """
 
 
+def nginx_files_conf(run_dir, port, open_file_cache):
+    """nginx serving the static-file folder: one worker, TLS 1.3, X25519, `sendfile off` (TLS
+    leaves nothing for sendfile), no compression; `open_file_cache` off or on (valid 1 s, as
+    portcullis's cache revalidates within a second)."""
+    ofc = ("open_file_cache max=1000 inactive=60s;\n    open_file_cache_valid 1s;"
+           if open_file_cache else "open_file_cache off;")
+    return f"""
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid nginx.pid;
+error_log logs/error.log warn;
+events {{ worker_connections 20000; }}
+http {{
+    access_log off;
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    keepalive_requests 1000000;
+    keepalive_timeout 600s;
+    sendfile off;
+    {ofc}
+    ssl_protocols TLSv1.3;
+    ssl_ecdh_curve X25519;
+    ssl_certificate {run_dir}/cert.pem;
+    ssl_certificate_key {run_dir}/key.pem;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        root {run_dir}/files;
+    }}
+}}
+"""
+
+
 # ---------------------------------------------------------------------------------------------
 # load generators (core 1)
 
@@ -275,11 +318,19 @@ def run_client(cmd, timeout=300):
     return res.stdout, wall, client_cpu
 
 
-def h2load(server, n, *extra, log_file=None):
+def h2load(server, n, *extra, log_file=None, path="/", uris=None):
+    """h2load against `server` at `path`, or at every URI of the file `uris` in turn."""
     cmd = ["h2load", "--groups=X25519", f"--tls13-ciphers={TLS13_SUITE}", "-n", str(n), *extra]
     if log_file:
         cmd.append(f"--log-file={log_file}")
-    cmd.append(server.url())
+    if uris:
+        with open(uris) as f:
+            paths = f.read().split()
+        with open(uris + f".{server.port}", "w") as f:
+            f.write("\n".join(server.url(p) for p in paths) + "\n")
+        cmd += ["-i", uris + f".{server.port}"]
+    else:
+        cmd.append(server.url(path))
     cpu0 = server.cpu()
     out, wall, client_cpu = run_client(cmd)
     cpu = server.cpu() - cpu0
@@ -353,6 +404,11 @@ class Bench:
             Server("node", "node " + subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(), d, "node"),
         ]
         self.by_name = {s.name: s for s in self.servers}
+        self.file_servers = [
+            Server("nginx-files", "nginx, open_file_cache off", d, "nginx-files"),
+            Server("nginx-files-ofc", "nginx, open_file_cache on", d, "nginx-files-ofc"),
+            Server("portcullis-files", "portcullis serve DIR --workers 1", d, "portcullis-files"),
+        ]
 
     def emit(self, record):
         self.out.write(json.dumps(record) + "\n")
@@ -549,6 +605,68 @@ class Bench:
         self.emit({"test": "client", "server": "portcullis-agent", "round": rnd, **r})
         return r
 
+    # -- static files ---------------------------------------------------------------------------
+
+    FILE_ROWS = {
+        "files_small": "/small.txt",  # 12 bytes
+        "files_16k": "/16k.bin",
+        "files_100": None,  # FILES_DISTINCT small files in turn
+    }
+
+    def row_files(self, test, server, rnd):
+        path = self.FILE_ROWS[test]
+        uris = os.path.join(self.args.dir, "files-uris.txt") if path is None else None
+        r = h2load(server, self.calibrated[(test, server.name)], *self.h1_args(), path=path or "/", uris=uris)
+        if r["failed"] or r["requests"] == 0:
+            raise RuntimeError(f"{test} against {server.name}: {r['failed']} failed")
+        self.emit({"test": test, "server": server.name, "round": rnd, **r})
+        return r
+
+    def row_files_big(self, server, rnd):
+        cmd = ["curl", "-k", "-s", "--http1.1", "--curves", "X25519", "--tls13-ciphers", TLS13_SUITE, "-o", "/dev/null",
+               "-w", "%{size_download} %{time_total} %{http_code}", server.url("/big.bin")]
+        cpu0 = server.cpu()
+        out, wall, client_cpu = run_client(cmd)
+        cpu = server.cpu() - cpu0
+        size, seconds, code = out.split()
+        size, seconds = int(size), float(seconds)
+        if size != FILES_BIG_BYTES or code != "200":
+            raise RuntimeError(f"big file from {server.name}: {size} bytes, status {code}")
+        r = {"bytes": size, "mb_s": size / seconds / 1e6, "cpu_s_per_gb": cpu / (size / 1e9),
+             "server_cpu_s": cpu, "client_cpu_s": client_cpu, "wall_s": wall,
+             "cmd": " ".join(["taskset", "-c", CLIENT_CORE] + cmd)}
+        self.emit({"test": "files_big", "server": server.name, "round": rnd, **r})
+        return r
+
+    def files(self, t0):
+        """The static-file rows: each server serves the same folder (small files, one 100 MB
+        file), started after the other rows, interleaved by round like them."""
+        for s in self.file_servers:
+            s.start()
+            self.log(f"started {s.name} on {s.port} (pid {s.proc.pid})")
+        try:
+            probe = 4000 if self.quick else 20000
+            for test in self.FILE_ROWS:
+                for s in self.file_servers:
+                    path = self.FILE_ROWS[test]
+                    uris = os.path.join(self.args.dir, "files-uris.txt") if path is None else None
+                    r = h2load(s, probe, *self.h1_args(), path=path or "/", uris=uris)
+                    n = int(r["rps"] * self.seconds / 1000 + 1) * 1000
+                    self.calibrated[(test, s.name)] = max(n, 1000)
+                    self.log(f"  calibrate {test:10} {s.name:16} {r['rps']:10.0f} req/s -> n={n}")
+            for rnd in range(1, self.rounds + 1):
+                self.log(f"files round {rnd}/{self.rounds} ({time.time() - t0:.0f} s)")
+                for test in self.FILE_ROWS:
+                    for s in self.file_servers:
+                        r = self.row_files(test, s, rnd)
+                        self.log(f"  {test:10} {s.name:16} " + summary("h1", r))
+                for s in self.file_servers:
+                    r = self.row_files_big(s, rnd)
+                    self.log(f"  files_big  {s.name:16} " + summary("bulk", r))
+        finally:
+            for s in self.file_servers:
+                s.stop()
+
     # -- checks -------------------------------------------------------------------------------
 
     def checks(self):
@@ -605,6 +723,7 @@ class Bench:
             for s in self.servers_for("idle"):
                 r = self.row_idle(s, rnd)
                 self.log(f"  idle     {s.name:15} " + summary("idle", r))
+        self.files(t0)
         self.emit({"test": "end", "seconds": time.time() - t0})
         self.log(f"done in {time.time() - t0:.0f} s")
 
@@ -635,7 +754,7 @@ def version_of(cmd, pattern=r"(\S+)"):
 
 
 def server_command(server, run_dir):
-    if server.kind == "nginx":
+    if server.kind.startswith("nginx"):
         cmd = ["taskset", "-c", SERVER_CORE, "nginx", "-p", "DIR/nginx", "-c", "nginx.conf", "-g", "'daemon off;'"]
     else:
         cmd = [("PORT" if a == str(server.port) else a) for a in server.command()]
@@ -666,13 +785,15 @@ def meta(bench):
             "curl": version_of(["curl", "--version"], r"curl (\S+)"),
             "python": platform.python_version(),
         },
-        "servers": {s.name: s.label for s in bench.servers},
-        "server_commands": {s.name: server_command(s, bench.args.dir) for s in bench.servers},
+        "servers": {s.name: s.label for s in bench.servers + bench.file_servers},
+        "server_commands": {s.name: server_command(s, bench.args.dir)
+                            for s in bench.servers + bench.file_servers},
         "rate": bench.args.rate,
         "idle_connections": bench.idle,
         "connections": CONNECTIONS, "streams": STREAMS, "tls13_suite": TLS13_SUITE,
         "handshake_batch": HANDSHAKE_BATCH,
         "nginx_conf": nginx_conf("DIR", "PORT"),
+        "nginx_files_conf": nginx_files_conf("DIR", "PORT", True),
     }
 
 

@@ -14,6 +14,21 @@ import sys
 from collections import defaultdict
 
 COLUMNS = ["nginx", "portcullis", "bare", "node", "portcullis-alt"]
+FILE_COLUMNS = ["nginx-files", "nginx-files-ofc", "portcullis-files"]
+
+# The static-file rows: (test, metric, label, unit, format)
+FILE_ROWS = [
+    ("files_small", "cpu_us", "12-byte file, server CPU per keep-alive request", "µs", "{:.1f}"),
+    ("files_small", "rps", "12-byte file, requests/s (h2load --h1, 50 conns)", "req/s", "{:,.0f}"),
+    ("files_small", "capacity", "12-byte file, requests/s per busy server core", "req/s", "{:,.0f}"),
+    ("files_16k", "cpu_us", "16 KiB file, server CPU per keep-alive request", "µs", "{:.1f}"),
+    ("files_16k", "capacity", "16 KiB file, requests/s per busy server core", "req/s", "{:,.0f}"),
+    ("files_100", "cpu_us", "100 distinct small files in turn, server CPU per request", "µs", "{:.1f}"),
+    ("files_100", "capacity", "100 distinct small files, requests/s per busy server core", "req/s", "{:,.0f}"),
+    ("files_big", "mb_s", "100 MB file over one connection (curl)", "MB/s", "{:,.0f}"),
+    ("files_big", "cpu_s_per_gb", "100 MB file, server CPU per GB", "s/GB", "{:.3f}"),
+    ("files_big", "mb_s_core", "100 MB file, MB/s per busy server core", "MB/s", "{:,.0f}"),
+]
 
 # (test, metric, label, unit, higher is better, format)
 ROWS = [
@@ -47,10 +62,12 @@ def load(path):
             elif t.startswith("check"):
                 checks.append(r)
             elif t != "end":
-                if t in ("h1", "h2") and r.get("cpu_us"):
+                if t in ("h1", "h2", "files_small", "files_16k", "files_100") and r.get("cpu_us"):
                     r["capacity"] = 1e6 / r["cpu_us"]
                 if t == "bulk" and r.get("cpu_s_per_gb"):
                     r["gb_s_core"] = 1 / r["cpu_s_per_gb"]
+                if t == "files_big" and r.get("cpu_s_per_gb"):
+                    r["mb_s_core"] = 1000 / r["cpu_s_per_gb"]
                 data[(t, r["server"])].append(r)
             else:
                 meta["seconds"] = r["seconds"]
@@ -105,6 +122,17 @@ def table(meta, data):
     return "\n".join(lines)
 
 
+def files_table(meta, data):
+    servers = meta.get("servers", {})
+    head = ["", "unit"] + [servers.get(c, c) for c in FILE_COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for test, metric, label, unit, fmt in FILE_ROWS:
+        ref = median(data, test, "nginx-files", metric)
+        cells = [cell(median(data, test, c, metric), fmt, ref if c != "nginx-files" else None) for c in FILE_COLUMNS]
+        lines.append("| " + " | ".join([label, unit] + cells) + " |")
+    return "\n".join(lines)
+
+
 def targets(meta, data):
     def m(test, server, metric):
         return median(data, test, server, metric)
@@ -149,6 +177,16 @@ def targets(meta, data):
     check("Bulk throughput per busy server core", m("bulk", "portcullis", "gb_s_core"), 2, False, " GB/s")
     check("Client requests/s ≥ 2× Node's keep-alive Agent (portcullis::Agent ÷ https.Agent, against nginx)",
           ratio(m("client", "portcullis-agent", "rps"), m("client", "node-agent", "rps")), 2, False, "×")
+    # Static files: against nginx as installed (open_file_cache off) and as tuned (on).
+    for column, config in (("nginx-files", "nginx's default, open_file_cache off"),
+                           ("nginx-files-ofc", "nginx with open_file_cache")):
+        for test, what in (("files_small", "a 12-byte file"), ("files_16k", "a 16 KiB file")):
+            check(f"Static files: server CPU per keep-alive request for {what}, portcullis serve ÷ {config}",
+                  ratio(m(test, "portcullis-files", "cpu_us"), m(test, column, "cpu_us")), 0.6, True, "×")
+        check(f"Static files: a 100 MB file, MB/s per busy server core, portcullis serve ÷ {config}",
+              ratio(m("files_big", "portcullis-files", "mb_s_core"), m("files_big", column, "mb_s_core")), 1.5, False, "×")
+        check(f"Static files: 100 distinct small files, requests/s per busy server core, portcullis serve ÷ {config}",
+              ratio(m("files_100", "portcullis-files", "capacity"), m("files_100", column, "capacity")), 1.0, False, "×")
     return "| target | measured (medians, same run) | |\n|---|---|---|\n" + "\n".join(rows)
 
 
@@ -210,6 +248,11 @@ def rounds_table(data):
             rs = data.get((test, server))
             if rs:
                 lines.append(f"| {test} {metric} | {server} | " + ", ".join(fmt.format(r[metric]) for r in rs) + " |")
+    for test, metric, label, unit, fmt in FILE_ROWS:
+        for server in FILE_COLUMNS:
+            rs = data.get((test, server))
+            if rs:
+                lines.append(f"| {test} {metric} | {server} | " + ", ".join(fmt.format(r[metric]) for r in rs) + " |")
     for agent in ("portcullis-agent", "node-agent"):
         rs = data.get(("client", agent))
         if rs:
@@ -260,6 +303,10 @@ Do not edit by hand: run the command again.
 
 {table(meta, data)}
 
+## Static files
+
+{files_table(meta, data)}
+
 ## Targets
 
 {targets(meta, data)}
@@ -292,6 +339,14 @@ Where the gaps come from, with profiles: [PROFILE.md](PROFILE.md).
   against the same nginx; portcullis: `bench/portcullis-agent`, `portcullis::client::Agent` with
   `keep_alive(true)`, 50 tasks in flight on a current_thread runtime, each reading the body with
   `.bytes()`. Client CPU from each client's own utime + stime, ÷ requests.
+- **Static files**: one folder (a 12-byte `small.txt`, a random 16 KiB `16k.bin`, a random
+  100 MB `big.bin`, 100 small `f0NN.txt`), in the page cache, served by `portcullis serve DIR
+  --workers 1` (the command users run, on one thread like nginx's one worker; access log off with
+  `RUST_LOG=warn`, as nginx's) and by nginx (one worker, `sendfile off`, no gzip, access log off)
+  twice: `open_file_cache` off (nginx's default) and on (`max=1000`, valid 1 s, as portcullis's
+  cache revalidates within a second). `h2load --h1 -c 50 -n N` for the small rows (`-i` with the
+  100 paths for the distinct-files row: each connection walks them in turn); `curl --http1.1` for the
+  100 MB file, MB/s per busy core = 1000 ÷ server CPU s/GB. No client asks for compression here.
 - **portcullis vs bare**: how much worse (or better) portcullis is than the hand-written
   hyper-util + tokio-rustls server on the same row, in the direction that matters for the row.
 
@@ -314,6 +369,12 @@ nginx.conf (DIR is the run's temporary directory, PORT a free port):
 ```nginx
 {meta.get('nginx_conf', '').strip()}
 ```
+
+nginx.conf of the static-file rows (`nginx-files-ofc`; `nginx-files` has `open_file_cache off;`):
+
+```nginx
+{meta.get('nginx_files_conf', '').strip()}
+```
 """
 
 
@@ -328,6 +389,8 @@ def main():
         f.write(render(meta, checks, data))
     print(table(meta, data))
     print()
+    print(files_table(meta, data))
+    print()
     print(targets(meta, data))
     if args.readme:
         with open(args.readme) as f:
@@ -340,7 +403,8 @@ def main():
                     f"(medians of {meta.get('rounds')} rounds; in brackets: ratio to nginx). "
                     "Details, targets and checks: [bench/RESULTS.md](bench/RESULTS.md).\n\n")
             with open(args.readme, "w") as f:
-                f.write(before + start + note + table(meta, data) + "\n" + end + after)
+                files = "\n\nStatic files, `portcullis serve DIR` against nginx serving the same folder:\n\n" + files_table(meta, data)
+                f.write(before + start + note + table(meta, data) + files + "\n" + end + after)
         else:
             print(f"{args.readme}: no bench markers; not updated", file=sys.stderr)
 

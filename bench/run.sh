@@ -4,10 +4,11 @@
 #   bench/run.sh [--quick] [--runtime current|multi] [--rate REQ_PER_S]
 #
 # Installs what it lacks (nginx-light, nghttp2-client for h2load, wrk, curl, node), builds the
-# Rust servers and client in bench/ (bench/target), makes one ECDSA P-256 certificate, runs
-# bench/measure.py (servers on core 0, clients on core 1, loopback only, interleaved rounds) and
-# bench/report.py, which writes bench/RESULTS.md and prints the table. A full run also puts the
-# table in README.md between the bench markers. --quick: one short round, for use after every
+# Rust servers and client in bench/ and the portcullis command (into bench/target), makes one
+# ECDSA P-256 certificate and the static-file folder, runs bench/measure.py (servers on core 0,
+# clients on core 1, loopback only, interleaved rounds) and bench/report.py, which writes
+# bench/RESULTS.md and prints the table. A full run also puts the tables in README.md between
+# the bench markers. --quick: one short round, for use after every
 # performance change (under 2 minutes once built). Every process started here ends with it.
 set -euo pipefail
 
@@ -65,6 +66,8 @@ for project in portcullis-hello bare-hello tls-client portcullis-agent; do
   echo "building bench/$project (release)" >&2
   cargo build --quiet --release --manifest-path "$BENCH/$project/Cargo.toml"
 done
+echo "building the portcullis command (release)" >&2
+cargo build --quiet --release -p portcullis-cli --manifest-path "$ROOT/Cargo.toml"
 BUILT=$(date +%s)
 
 # --- certificate, nginx's bulk file, limits --------------------------------------------------------
@@ -78,6 +81,19 @@ chmod 755 "$RUN/www"
 truncate -s 1G "$RUN/www/bulk.bin"  # 1 GiB, sparse: no disk I/O
 chmod 644 "$RUN/www/bulk.bin"
 cat "$RUN/www/bulk.bin" > /dev/null  # into the page cache before nginx serves it
+# The static-file rows' folder, served by `portcullis serve` and by nginx: a 12-byte file, a
+# 16 KiB one, a 100 MB one and 100 distinct small files (their paths in files-uris.txt).
+mkdir -p "$RUN/files"
+printf 'hello world\n' > "$RUN/files/small.txt"
+head -c 16384 /dev/urandom > "$RUN/files/16k.bin"
+head -c 100000000 /dev/urandom > "$RUN/files/big.bin"
+for i in $(seq -w 0 99); do
+  printf 'file %s of a hundred\n' "$i" > "$RUN/files/f0$i.txt"
+  echo "/f0$i.txt"
+done > "$RUN/files-uris.txt"
+chmod 755 "$RUN/files"
+chmod 644 "$RUN"/files/*
+cat "$RUN"/files/* > /dev/null
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # --- measure, report ---------------------------------------------------------------------------------

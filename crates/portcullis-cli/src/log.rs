@@ -33,6 +33,10 @@ pub fn init() {
 /// Wraps `inner` so that each request is logged at info level once its response head is
 /// ready: peer, method, path, HTTP version, status and time taken.
 pub fn requests(inner: HttpService) -> HttpService {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        // RUST_LOG=warn or quieter: nothing would be logged, so nothing is measured.
+        return inner;
+    }
     BoxCloneService::new(tower::service_fn(move |req: Request<Incoming>| {
         let inner = inner.clone();
         let start = Instant::now();

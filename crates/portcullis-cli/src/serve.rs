@@ -32,10 +32,16 @@ const HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// Runs `serve` to the end: exit code 2 for a bad flag or file, 1 for a failure while
 /// serving, 0 after a graceful shutdown.
 pub fn main(args: ServeArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = match args.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(usize::from(n));
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -133,9 +139,7 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
     if let Some(n) = args.max_header_size {
         builder = builder.max_header_size(n);
     }
-    if let Some(n) = args.max_headers_count {
-        builder = builder.max_headers_count(n);
-    }
+    builder = builder.max_headers_count(args.max_headers_count);
     if let Some(n) = args.max_requests_per_socket {
         builder = builder.max_requests_per_socket(n);
     }

@@ -379,6 +379,43 @@ fn bad_flags_and_files_exit_2_naming_them() {
 }
 
 #[test]
+fn workers_1_serves_from_one_thread() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start(home.path(), &["--listen", "127.0.0.1:0", "--workers", "1"]);
+    assert_eq!(server.get("/", &["--http1.1"]).status, 200);
+    assert_eq!(server.get("/", &["--http2"]).status, 200);
+    let tasks = fs::read_dir(format!("/proc/{}/task", server.child.id()))
+        .unwrap()
+        .count();
+    assert_eq!(tasks, 1, "threads of `serve --workers 1`");
+
+    let out = run(home.path(), &["serve", "--workers", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--workers"), "{stderr}");
+}
+
+#[test]
+fn more_than_100_header_fields_get_431_unless_allowed() {
+    let home = tempfile::tempdir().unwrap();
+    let many: Vec<String> = (0..101).map(|i| format!("X-Field-{i}: {i}")).collect();
+    let args: Vec<&str> = many.iter().flat_map(|h| ["-H", h.as_str()]).collect();
+    let server = Portcullis::start(home.path(), &["--listen", "127.0.0.1:0"]);
+    for version in ["--http1.1", "--http2"] {
+        let reply = server.get("/", &[&[version][..], &args].concat());
+        assert_eq!(reply.status, 431, "{version}");
+    }
+    let roomy = Portcullis::start(
+        home.path(),
+        &["--listen", "127.0.0.1:0", "--max-headers-count", "200"],
+    );
+    for version in ["--http1.1", "--http2"] {
+        let reply = roomy.get("/", &[&[version][..], &args].concat());
+        assert_eq!(reply.status, 200, "{version}");
+    }
+}
+
+#[test]
 fn sigterm_shuts_down_gracefully_with_exit_code_0() {
     let home = tempfile::tempdir().unwrap();
     let mut server = Portcullis::start(home.path(), &["--listen", "127.0.0.1:0"]);
