@@ -136,7 +136,7 @@ fn parse_cache_control(value: &str) -> Result<CacheControl, String> {
 }
 
 /// `8MiB`, `512KiB`, `1048576` (bytes).
-fn parse_size(value: &str) -> Result<usize, String> {
+pub fn parse_size(value: &str) -> Result<usize, String> {
     let value = value.trim();
     let split = value
         .find(|c: char| !c.is_ascii_digit())

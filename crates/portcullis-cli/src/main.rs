@@ -8,7 +8,7 @@ mod files_flags;
 mod get;
 mod hello;
 mod log;
-mod proxy;
+mod proxy_flags;
 mod reload;
 mod serve;
 mod tls_flags;
@@ -53,17 +53,16 @@ enum Command {
 pub struct ServeArgs {
     /// Directory to serve as static files: index.html for directories, compression, caching,
     /// ranges; see the static-file options below.
-    #[arg(value_name = "DIR", conflicts_with = "proxy")]
+    #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
     /// Static-file options.
     #[command(flatten)]
     pub files: files_flags::FilesArgs,
 
-    /// Forward every request to this plain-HTTP backend, e.g. http://127.0.0.1:3000/base
-    /// (the request's path and query are appended to the base path).
-    #[arg(long, value_name = "URL", value_parser = proxy::parse_backend)]
-    pub proxy: Option<proxy::Backend>,
+    /// Reverse-proxy options.
+    #[command(flatten)]
+    pub proxy: proxy_flags::ProxyArgs,
 
     /// HTTPS listen address; repeat for several (IPv6: [::1]:8443). Port 0 picks a free port.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8443", value_parser = parse_listen)]

@@ -87,17 +87,26 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
     if args.dir.is_none() && args.files.any() {
         bail!("the static-file options (--spa, --browse, --cache, --cors, ...) need DIR");
     }
-    let service = match (&args.dir, &args.proxy) {
-        (Some(dir), _) => {
+    if args.dir.is_some() && args.proxy.takes_everything() {
+        bail!(
+            "DIR and --proxy URL both want every path; give the proxy a prefix: --proxy /api=URL"
+        );
+    }
+    let files = match &args.dir {
+        Some(dir) => {
             let meta = std::fs::metadata(dir)
                 .with_context(|| format!("DIR {}: cannot serve it", dir.display()))?;
             if !meta.is_dir() {
                 bail!("DIR {}: not a directory", dir.display());
             }
-            args.files.service(dir.clone())?
+            Some(args.files.service(dir.clone())?)
         }
-        (None, Some(backend)) => crate::proxy::service(backend.clone()),
-        (None, None) => crate::hello::service(),
+        None => None,
+    };
+    let service = match (files, args.proxy.any()) {
+        (files, true) => args.proxy.service(files)?,
+        (Some(files), false) => files,
+        (None, false) => crate::hello::service(),
     };
     let service = crate::log::requests(service);
 
@@ -106,6 +115,7 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
     let mut builder = Server::builder()
         .tls(tls_config)
         .http2(!args.no_http2)
+        .enable_connect_protocol(args.proxy.any())
         .lru_purge(!args.no_lru_purge)
         .proxy_protocol(args.proxy_protocol)
         .shutdown_timeout(args.shutdown_timeout);

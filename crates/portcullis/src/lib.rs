@@ -29,6 +29,8 @@ pub mod client;
 mod error;
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 pub mod server;
 pub mod tls;
 

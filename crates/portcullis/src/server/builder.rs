@@ -29,6 +29,7 @@ pub struct ServerBuilder {
     identity: Option<Identity>,
     tls: Option<ServerTlsConfig>,
     http2: bool,
+    connect_protocol: bool,
     headers_timeout: Duration,
     request_timeout: Duration,
     keep_alive_timeout: Duration,
@@ -82,6 +83,7 @@ impl ServerBuilder {
             identity: None,
             tls: None,
             http2: true,
+            connect_protocol: false,
             headers_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(300),
             keep_alive_timeout: Duration::from_secs(5),
@@ -122,6 +124,15 @@ impl ServerBuilder {
     /// Offer HTTP/2 by ALPN (`h2` before `http/1.1`). Default: on.
     pub fn http2(mut self, enabled: bool) -> Self {
         self.http2 = enabled;
+        self
+    }
+
+    /// HTTP/2 extended CONNECT (RFC 8441, Node's `settings.enableConnectProtocol`): clients
+    /// may open WebSockets over an HTTP/2 connection. A handler sees `CONNECT` with a
+    /// [`hyper::ext::Protocol`] extension, answers `200` and takes the stream with
+    /// `hyper::upgrade::on`. Default: off. `proxy::ReverseProxy` (feature `proxy`) handles it.
+    pub fn enable_connect_protocol(mut self, enabled: bool) -> Self {
+        self.connect_protocol = enabled;
         self
     }
 
@@ -347,6 +358,9 @@ impl ServerBuilder {
             .timer(TokioTimer::new())
             .max_header_list_size(self.max_header_size.min(u32::MAX as usize) as u32)
             .max_concurrent_streams(250);
+        if self.connect_protocol {
+            http2.enable_connect_protocol();
+        }
 
         let keep_alive_header = (!self.keep_alive_timeout.is_zero())
             .then(|| {
