@@ -171,10 +171,10 @@ class Server:
             return pin + ["nginx", "-p", prefix, "-c", "nginx.conf", "-g", "daemon off;"]
         if self.kind == "portcullis-files":
             # The command users run, one worker thread like nginx's one worker process; the
-            # access log off (RUST_LOG=warn), as nginx's.
-            return pin + ["env", "RUST_LOG=warn", os.path.join(TARGET, "release", "portcullis"), "serve",
-                          "--workers", "1", "--listen", f"127.0.0.1:{self.port}", "--cert", cert, "--key", key,
-                          os.path.join(self.run_dir, "files")]
+            # access log off, as nginx's.
+            return pin + [os.path.join(TARGET, "release", "portcullis"), "serve", "--workers", "1",
+                          "--access-log", "off", "--listen", f"127.0.0.1:{self.port}", "--cert", cert,
+                          "--key", key, os.path.join(self.run_dir, "files")]
         raise ValueError(self.kind)
 
     def start(self):
@@ -407,7 +407,7 @@ class Bench:
         self.file_servers = [
             Server("nginx-files", "nginx, open_file_cache off", d, "nginx-files"),
             Server("nginx-files-ofc", "nginx, open_file_cache on", d, "nginx-files-ofc"),
-            Server("portcullis-files", "portcullis serve DIR --workers 1", d, "portcullis-files"),
+            Server("portcullis-files", "portcullis serve DIR --workers 1 --access-log off", d, "portcullis-files"),
         ]
 
     def emit(self, record):

@@ -341,8 +341,8 @@ Where the gaps come from, with profiles: [PROFILE.md](PROFILE.md).
   `.bytes()`. Client CPU from each client's own utime + stime, ÷ requests.
 - **Static files**: one folder (a 12-byte `small.txt`, a random 16 KiB `16k.bin`, a random
   100 MB `big.bin`, 100 small `f0NN.txt`), in the page cache, served by `portcullis serve DIR
-  --workers 1` (the command users run, on one thread like nginx's one worker; access log off with
-  `RUST_LOG=warn`, as nginx's) and by nginx (one worker, `sendfile off`, no gzip, access log off)
+  --workers 1 --access-log off` (the command users run, on one thread like nginx's one worker;
+  access log off, as nginx's) and by nginx (one worker, `sendfile off`, no gzip, access log off)
   twice: `open_file_cache` off (nginx's default) and on (`max=1000`, valid 1 s, as portcullis's
   cache revalidates within a second). `h2load --h1 -c 50 -n N` for the small rows (`-i` with the
   100 paths for the distinct-files row: each connection walks them in turn); `curl --http1.1` for the

@@ -3,6 +3,7 @@
 //! Exit codes: 0 after a clean shutdown, 2 for a bad flag or file (clap's own code for usage
 //! errors), 1 for anything that goes wrong once the server is running.
 
+mod access_log;
 mod cert;
 mod files_flags;
 mod get;
@@ -116,6 +117,22 @@ pub struct ServeArgs {
     /// [default: 10s]
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub handshake_timeout: Option<Duration>,
+
+    /// Where the access log goes: FILE (appended; SIGUSR1 reopens it, for logrotate), - for
+    /// stderr, or off. One line per request once its response has gone: peer, method, target
+    /// with query, version, status, body bytes, duration to the last byte, Host, TLS version,
+    /// user agent, referer.
+    #[arg(long, value_name = "FILE|-|off", default_value = "-")]
+    pub access_log: String,
+
+    /// Access log format: text, json (one object per line) or combined (Apache/nginx).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json", "combined"])]
+    pub log_format: String,
+
+    /// Move the access log FILE to FILE.1 (replacing it) when it would grow past SIZE, e.g.
+    /// 100MiB. [default: never]
+    #[arg(long, value_name = "SIZE", value_parser = files_flags::parse_size)]
+    pub access_log_max_size: Option<usize>,
 
     /// Threads serving connections; 1 runs everything on one thread, as nginx's one worker
     /// process. Files larger than 256 KiB are read on extra blocking threads either way.

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -18,6 +19,7 @@ use portcullis::Server;
 use tokio::task::JoinSet;
 use tower::util::BoxCloneService;
 
+use crate::access_log::{AccessLog, Format};
 use crate::ServeArgs;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -77,6 +79,7 @@ struct Ready {
     tls: Vec<Listener>,
     plain: Option<Listener>,
     redirect: bool,
+    access_log: Option<Arc<AccessLog>>,
     local_ca: Option<PathBuf>,
     shutdown_timeout: Duration,
 }
@@ -108,7 +111,18 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
         (Some(files), false) => files,
         (None, false) => crate::hello::service(),
     };
-    let service = crate::log::requests(service);
+    if args.access_log_max_size.is_some() && matches!(args.access_log.as_str(), "-" | "off") {
+        bail!("--access-log-max-size needs --access-log FILE");
+    }
+    let access_log = AccessLog::open(
+        &args.access_log,
+        Format::parse(&args.log_format),
+        args.access_log_max_size.map(|n| n as u64),
+    )?;
+    let service = match &access_log {
+        Some(log) => crate::access_log::layer(service, log.clone()),
+        None => service,
+    };
 
     let (tls_config, local_ca) = args.tls.build()?;
 
@@ -180,6 +194,7 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
         tls,
         plain,
         redirect: args.redirect,
+        access_log,
         local_ca,
         shutdown_timeout: args.shutdown_timeout,
     })
@@ -211,6 +226,10 @@ impl Ready {
         // Redirects point at the first TLS listener.
         let https_port = self.tls.first().map_or(443, |l| l.local_addr().port());
         tokio::spawn(crate::reload::watch(handle.clone(), self.tls_args));
+        #[cfg(unix)]
+        if let Some(log) = self.access_log.clone() {
+            tokio::spawn(reopen_on_sigusr1(log));
+        }
         let mut tasks = JoinSet::new();
         for listener in self.tls {
             let (server, service) = (self.server.clone(), self.service.clone());
@@ -221,9 +240,13 @@ impl Ready {
             let name = format!("http://{}", listener.local_addr());
             let server = self.server.clone();
             if self.redirect {
-                tasks.spawn(
-                    async move { (name, server.serve_redirect_to(listener, https_port).await) },
-                );
+                // The redirects go through the access log too.
+                let redirect = server.redirect(Some(https_port));
+                let service: HttpService = match &self.access_log {
+                    Some(log) => crate::access_log::layer(boxed(redirect), log.clone()),
+                    None => boxed(redirect),
+                };
+                tasks.spawn(async move { (name, server.serve_http(listener, service).await) });
             } else {
                 let service = self.service.clone();
                 tasks.spawn(async move { (name, server.serve_http(listener, service).await) });
@@ -278,6 +301,39 @@ impl Ready {
             }
         }
     }
+}
+
+/// logrotate's `postrotate kill -USR1`: the access log file is opened again by its name.
+#[cfg(unix)]
+async fn reopen_on_sigusr1(log: Arc<AccessLog>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        tracing::warn!("cannot listen for SIGUSR1: the access log will not be reopened");
+        return;
+    };
+    while usr1.recv().await.is_some() {
+        match log.reopen() {
+            Ok(()) => tracing::info!("SIGUSR1: access log reopened"),
+            Err(e) => tracing::warn!("SIGUSR1: cannot reopen the access log: {e}"),
+        }
+    }
+}
+
+/// A service of any body, as the one every mode provides.
+fn boxed<S, B>(service: S) -> HttpService
+where
+    S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    use tower::ServiceExt;
+    BoxCloneService::new(
+        service
+            .map_response(|res: Response<B>| res.map(|b| b.map_err(Into::into).boxed_unsync()))
+            .map_err(Into::into),
+    )
 }
 
 /// SIGINT and SIGTERM, installed when created.

@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 
 pub use builder::ServerBuilder;
 pub use info::{ConnectionInfo, TlsInfo};
+pub use redirect::Redirect;
 pub use registry::ConnectionCounts;
 pub(crate) use registry::Signal;
 pub use service::ResponseBody;
@@ -231,8 +232,14 @@ impl Server {
         listener: L,
         https_port: u16,
     ) -> Result<()> {
-        let service = redirect::Redirect::new(self.shared.clone(), Some(https_port));
-        self.serve_http(listener, service).await
+        self.serve_http(listener, self.redirect(Some(https_port)))
+            .await
+    }
+
+    /// The service of [`serve_redirect`](Self::serve_redirect): `308` to `https_port`, or (when
+    /// `None`) to the port of the first TLS listener or [`ServerBuilder::https_port`].
+    pub fn redirect(&self, https_port: Option<u16>) -> Redirect {
+        Redirect::new(self.shared.clone(), https_port)
     }
 }
 

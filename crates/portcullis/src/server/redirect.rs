@@ -14,10 +14,24 @@ use hyper::body::Incoming;
 use super::accept::Shared;
 use super::sniff::https_url;
 
+/// Answers every request with `308 Permanent Redirect` to the same host, path and query on the
+/// HTTPS port (a request without a usable `Host` gets `400`). From [`Server::redirect`],
+/// to serve with [`Server::serve_http`] behind layers of one's own (an access log).
+///
+/// [`Server::redirect`]: super::Server::redirect
+/// [`Server::serve_http`]: super::Server::serve_http
 #[derive(Clone)]
-pub(crate) struct Redirect {
+pub struct Redirect {
     shared: Arc<Shared>,
     port: Option<u16>,
+}
+
+impl std::fmt::Debug for Redirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redirect")
+            .field("port", &self.port)
+            .finish()
+    }
 }
 
 impl Redirect {
