@@ -1,6 +1,7 @@
-//! `portcullis serve DIR` as a file server, driven by curl: content types, compression
-//! (on the fly and precompressed), the SPA fallback, 404.html, listings, dotfiles, symlinks,
-//! CORS, Cache-Control, freshness after a change, HEAD and ranges.
+//! `portcullis serve DIR` as a file server, driven by curl (and headless Chromium for how a
+//! browser decodes text): content types, compression (on the fly and precompressed), the SPA
+//! fallback, 404.html, listings, dotfiles, symlinks, CORS, Cache-Control, freshness after a
+//! change, HEAD and ranges.
 
 use std::fs;
 use std::path::Path;
@@ -350,4 +351,73 @@ fn static_flags_need_a_directory() {
     let out = support::run(home.path(), &["serve", "--listen", "127.0.0.1:0", "--spa"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(curl_text(&out).contains("need DIR"), "{}", curl_text(&out));
+}
+
+/// The DOM Chromium (headless) builds from `url`, certificate errors ignored (the trust path
+/// is not what is tested here).
+fn chromium_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--ignore-certificate-errors",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--dump-dom", url])
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs chromium"]
+fn chromium_reads_utf8_text_and_html_without_meta_charset() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("notes.txt"),
+        "h\u{e9}llo \u{2713} caf\u{e9}\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("page.html"),
+        "<!doctype html><title>t</title><p>h\u{e9}llo \u{2713}</p>\n",
+    )
+    .unwrap();
+
+    // The premise: served without a charset (Python's http.server), Chromium shows mojibake.
+    let mut python = std::process::Command::new("python3")
+        .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(python.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port = line
+        .split_whitespace()
+        .find_map(|w| w.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let unlabelled = chromium_dom(&format!("http://127.0.0.1:{port}/notes.txt"));
+    let _ = python.kill();
+    let _ = python.wait();
+    assert!(unlabelled.contains("h\u{c3}\u{a9}llo"), "{unlabelled}");
+
+    let (_home, server) = serve(dir.path(), &[]);
+    let text = chromium_dom(&format!("https://127.0.0.1:{}/notes.txt", server.port()));
+    assert!(text.contains("h\u{e9}llo \u{2713} caf\u{e9}"), "{text}");
+    let html = chromium_dom(&format!("https://127.0.0.1:{}/page.html", server.port()));
+    assert!(html.contains("<p>h\u{e9}llo \u{2713}</p>"), "{html}");
 }
