@@ -44,6 +44,17 @@ pub enum CertCommand {
     /// Print how to make this machine's clients (system store, Chromium, Firefox, curl, Node)
     /// trust the local CA; with --install, do it for the system store and NSS databases.
     Trust(TrustArgs),
+
+    /// Certificates obtained by `serve --acme`.
+    #[command(subcommand)]
+    Acme(AcmeCommand),
+}
+
+/// The `cert acme` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AcmeCommand {
+    /// List the stored ACME certificates: names, CA, expiry and next renewal.
+    Status(crate::acme_flags::StatusArgs),
 }
 
 /// Options of `cert ca`.
@@ -140,6 +151,9 @@ pub fn main(command: CertCommand) -> ExitCode {
         CertCommand::New(args) => new(&args),
         CertCommand::Inspect(args) => inspect(&args),
         CertCommand::Trust(args) => trust(&args),
+        CertCommand::Acme(AcmeCommand::Status(args)) => {
+            crate::acme_flags::status(&args).map_err(Failure::Input)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

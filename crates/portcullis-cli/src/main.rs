@@ -4,6 +4,7 @@
 //! errors), 1 for anything that goes wrong once the server is running.
 
 mod access_log;
+mod acme_flags;
 mod cert;
 mod files_flags;
 mod get;
@@ -72,6 +73,14 @@ pub struct ServeArgs {
     /// TLS material and protocol options.
     #[command(flatten)]
     pub tls: tls_flags::TlsArgs,
+
+    /// Automatic certificates (ACME).
+    #[command(flatten)]
+    pub acme: acme_flags::AcmeArgs,
+
+    /// Whether --listen was given (with --acme, its default becomes [::]:443).
+    #[arg(skip)]
+    pub listen_given: bool,
 
     /// Also listen for plain HTTP here, serving the same content (or redirecting with
     /// --redirect). (ESP-IDF: transport_mode insecure / port_insecure) [default: none]
@@ -206,6 +215,8 @@ fn main() -> ExitCode {
             // Which --sni names go with which identity depends on the order of the flags.
             if let Some(serve) = matches.subcommand_matches("serve") {
                 args.tls.bind_sni_names(serve);
+                args.listen_given =
+                    serve.value_source("listen") == Some(clap::parser::ValueSource::CommandLine);
             }
             serve::main(*args)
         }

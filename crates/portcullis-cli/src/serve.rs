@@ -124,6 +124,32 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
         None => service,
     };
 
+    let mut args = args;
+    let acme = args.acme.config()?;
+    if let Some(acme) = &acme {
+        args.tls.acme = true;
+        // A public name: the standard ports unless told otherwise, as Caddy does.
+        if !args.listen_given {
+            args.listen = vec!["[::]:443".to_owned()];
+        }
+        if args.http_listen.is_none() {
+            args.http_listen = Some("[::]:80".to_owned());
+            args.redirect = true;
+        }
+        eprintln!(
+            "ACME: certificate for {} from {}, kept in {}",
+            acme.domains().join(", "),
+            args.acme
+                .acme_directory
+                .as_deref()
+                .unwrap_or(if args.acme.acme_staging {
+                    portcullis::acme::LETS_ENCRYPT_STAGING
+                } else {
+                    portcullis::acme::LETS_ENCRYPT
+                }),
+            acme.storage_dir().display()
+        );
+    }
     let (tls_config, local_ca) = args.tls.build()?;
 
     let mut builder = Server::builder()
@@ -167,6 +193,9 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
     if let Some(n) = args.max_requests_per_socket {
         builder = builder.max_requests_per_socket(n);
     }
+    if let Some(acme) = acme {
+        builder = builder.acme(acme);
+    }
     let server = builder.build().context("server configuration")?;
 
     let mut tls = Vec::with_capacity(args.listen.len());
@@ -174,6 +203,7 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
         let listener = server
             .bind(addr.as_str())
             .await
+            .map_err(|e| low_port_hint(e, addr))
             .with_context(|| format!("--listen {addr}"))?;
         tls.push(listener);
     }
@@ -182,6 +212,7 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
             server
                 .bind(addr.as_str())
                 .await
+                .map_err(|e| low_port_hint(e, addr))
                 .with_context(|| format!("--http-listen {addr}"))?,
         ),
         None => None,
@@ -300,6 +331,26 @@ impl Ready {
                 Ok(())
             }
         }
+    }
+}
+
+/// A bind error, with what to do when a port below 1024 needs privileges.
+fn low_port_hint(e: portcullis::Error, addr: &str) -> anyhow::Error {
+    let privileged = addr
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .is_some_and(|p| p != 0 && p < 1024);
+    let denied = std::error::Error::source(&e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied);
+    if privileged && denied {
+        anyhow::Error::new(e).context(
+            "ports below 1024 need root or the capability: sudo setcap \
+             cap_net_bind_service=+ep \"$(command -v portcullis)\" (or give --listen/--http-listen \
+             a high port that the firewall forwards 443/80 to)",
+        )
+    } else {
+        anyhow::Error::new(e)
     }
 }
 

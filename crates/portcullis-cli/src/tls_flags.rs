@@ -119,6 +119,10 @@ pub struct TlsArgs {
     /// A problem found while pairing flags, reported when the configuration is built.
     #[arg(skip)]
     pub binding_error: Option<String>,
+
+    /// ACME provides the default identity (`serve --acme`): no local-CA certificate then.
+    #[arg(skip)]
+    pub acme: bool,
 }
 
 /// Where one identity comes from, and the SNI names it is served for (none: the default).
@@ -258,7 +262,9 @@ impl TlsArgs {
                 builder = builder.sni(name, identity);
             }
         }
-        if !default_seen && self.identities.is_empty() && self.cert_dir.is_none() {
+        if self.acme {
+            builder = builder.without_identity();
+        } else if !default_seen && self.identities.is_empty() && self.cert_dir.is_none() {
             let dir = default_dir();
             let ca = LocalCa::load_or_create(&dir)
                 .with_context(|| format!("local CA in {}", dir.display()))?;

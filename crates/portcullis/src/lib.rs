@@ -24,6 +24,8 @@
 //! Every request carries a [`ConnectionInfo`] extension; [`ServerHandle`] closes the server and
 //! reads its live connection counts from anywhere.
 
+#[cfg(feature = "acme")]
+pub mod acme;
 pub mod cert;
 pub mod client;
 mod error;

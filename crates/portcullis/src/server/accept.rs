@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) hooks: Hooks,
     pub(crate) tls_addrs: TlsAddrs,
     pub(crate) handshake_log: LogLimit,
+    #[cfg(feature = "acme")]
+    pub(crate) acme: Option<Arc<crate::acme::AcmeState>>,
 }
 
 impl Shared {
@@ -257,6 +259,9 @@ enum Early {
     BadHello(BadHello),
     Junk,
     Io(io::Error),
+    /// A TLS-ALPN-01 validation handshake, answered.
+    #[cfg(feature = "acme")]
+    AcmeAnswered,
 }
 
 impl<S, B> Connection<S>
@@ -316,6 +321,20 @@ where
                 }
             };
             sni = start.client_hello().server_name().map(str::to_owned);
+            #[cfg(feature = "acme")]
+            if let Some(acme) = &shared.acme {
+                if crate::acme::offers_acme_alpn(&start.client_hello()) {
+                    if let Some(config) = acme
+                        .challenges
+                        .tls_alpn01_config(&runtime.config, sni.as_deref())
+                    {
+                        // RFC 8737: the validator only looks at the certificate, then closes.
+                        let mut tls = start.into_stream(config).await.map_err(Early::Io)?;
+                        let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+                        return Err(Early::AcmeAnswered);
+                    }
+                }
+            }
             let mut config = runtime.config.clone();
             if let Some(callback) = &runtime.tls.sni_callback {
                 if let Some(name) = &sni {
@@ -344,6 +363,27 @@ where
         };
         let (tls, peer, runtime) = match result {
             Ok(pair) => pair,
+            #[cfg(feature = "acme")]
+            Err(Early::AcmeAnswered) => {
+                tracing::info!(
+                    peer_addr = %self.peer_addr,
+                    sni = sni.as_deref().unwrap_or("-"),
+                    "ACME: answered a tls-alpn-01 validation"
+                );
+                return None;
+            }
+            #[cfg(feature = "acme")]
+            Err(Early::Io(e)) if awaiting_acme(&shared, &e) => {
+                let failure = Failure {
+                    code: "ERR_SSL_HANDSHAKE_FAILURE",
+                    message: "no certificate for this name yet: the ACME order has not completed \
+                              (answered with alert access_denied)"
+                        .to_owned(),
+                    level: Level::Info,
+                };
+                shared.report(self.peer_addr, sni.as_deref(), failure);
+                return None;
+            }
             Err(early) => {
                 shared.report(self.peer_addr, sni.as_deref(), describe_early(early));
                 return None;
@@ -697,6 +737,18 @@ struct Failure {
     level: Level,
 }
 
+/// A handshake refused because ACME has not delivered the first certificate yet.
+#[cfg(feature = "acme")]
+fn awaiting_acme(shared: &Shared, e: &io::Error) -> bool {
+    shared
+        .acme
+        .as_ref()
+        .is_some_and(|acme| acme.current().is_none())
+        && e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(|tls| matches!(tls, rustls::Error::General(m) if m.contains("no server certificate")))
+}
+
 fn describe_early(early: Early) -> Failure {
     let failure = |code, message: &str, level| Failure {
         code,
@@ -704,6 +756,8 @@ fn describe_early(early: Early) -> Failure {
         level,
     };
     match early {
+        #[cfg(feature = "acme")]
+        Early::AcmeAnswered => failure("", "tls-alpn-01 validation", Level::Quiet),
         Early::NoTls => failure(
             "ERR_SSL_HANDSHAKE_FAILURE",
             "no TLS configuration",

@@ -49,6 +49,8 @@ pub struct ServerBuilder {
     proxy_protocol: bool,
     plain_http_response: PlainHttpResponse,
     hooks: Hooks,
+    #[cfg(feature = "acme")]
+    acme: Option<crate::acme::AcmeConfig>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -103,6 +105,8 @@ impl ServerBuilder {
             proxy_protocol: false,
             plain_http_response: PlainHttpResponse::Explain,
             hooks: Hooks::default(),
+            #[cfg(feature = "acme")]
+            acme: None,
         }
     }
 
@@ -312,6 +316,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Gets and renews the certificate from an ACME CA (see [`crate::acme`]): the TLS-ALPN-01
+    /// challenge is answered on every HTTPS listener, HTTP-01 on every plain-HTTP one, and each
+    /// new certificate becomes the default identity of the TLS configuration. The TLS options
+    /// come from [`tls`](Self::tls) when given (build it with
+    /// [`without_identity`](crate::tls::ServerTlsConfigBuilder::without_identity), or its
+    /// identity is served until the first certificate arrives), else the defaults. The manager
+    /// starts with the first `serve*` call and stops when the server closes.
+    #[cfg(feature = "acme")]
+    pub fn acme(mut self, config: crate::acme::AcmeConfig) -> Self {
+        self.acme = Some(config);
+        self
+    }
+
     /// Checks the options and builds the server.
     ///
     /// # Errors
@@ -326,6 +343,22 @@ impl ServerBuilder {
             (Some(tls), None) => Some(tls),
             (None, Some(identity)) => Some(ServerTlsConfig::builder().identity(identity).build()?),
             (None, None) => None,
+        };
+        #[cfg(feature = "acme")]
+        let (tls, acme) = match self.acme {
+            Some(config) => {
+                let acme = crate::acme::AcmeState::new(config)?;
+                let tls = match tls {
+                    Some(tls) => tls,
+                    None => ServerTlsConfig::builder().without_identity().build()?,
+                };
+                let tls = match acme.initial_identity()? {
+                    Some(identity) => tls.with_identity(identity),
+                    None => tls,
+                };
+                (Some(tls), Some(acme))
+            }
+            None => (tls, None),
         };
         let tls = tls.map(|tls| {
             let config = tls.finalize(self.http2, None);
@@ -377,6 +410,8 @@ impl ServerBuilder {
             hsts: self
                 .hsts
                 .and_then(|age| HeaderValue::from_str(&format!("max-age={}", age.as_secs())).ok()),
+            #[cfg(feature = "acme")]
+            acme_http01: acme.as_ref().map(|a| a.challenges.clone()),
         };
         let timeouts = Timeouts {
             headers: self.headers_timeout,
@@ -404,6 +439,8 @@ impl ServerBuilder {
             hooks: self.hooks,
             tls_addrs: Mutex::new(Vec::new()),
             handshake_log: Default::default(),
+            #[cfg(feature = "acme")]
+            acme,
         };
         Ok(Server {
             shared: Arc::new(shared),

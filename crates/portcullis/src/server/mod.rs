@@ -5,7 +5,7 @@
 //!        → ConnectionInfo → hyper h1/h2 over TimedIo → the user's tower Service
 //! ```
 
-mod accept;
+pub(crate) mod accept;
 mod builder;
 mod info;
 mod proxy_protocol;
@@ -185,6 +185,7 @@ impl Server {
             .into_listener()
             .await
             .map_err(|e| Error::io("cannot listen", e))?;
+        self.start_acme();
         accept::run(self.shared.clone(), listener, accept::Mode::Tls, service).await
     }
 
@@ -209,7 +210,17 @@ impl Server {
             .into_listener()
             .await
             .map_err(|e| Error::io("cannot listen", e))?;
+        self.start_acme();
         accept::run(self.shared.clone(), listener, accept::Mode::Plain, service).await
+    }
+
+    /// Starts getting and renewing the certificate (once), when the server has an ACME
+    /// configuration.
+    fn start_acme(&self) {
+        #[cfg(feature = "acme")]
+        if let Some(acme) = &self.shared.acme {
+            acme.start(&self.shared);
+        }
     }
 
     /// Serves plain HTTP on `listener`, answering every request with `308 Permanent Redirect`
@@ -241,6 +252,21 @@ impl Server {
     pub fn redirect(&self, https_port: Option<u16>) -> Redirect {
         Redirect::new(self.shared.clone(), https_port)
     }
+}
+
+/// Swaps the default identity of the running TLS configuration (ACME renewals): the reload
+/// path of [`ServerHandle::set_tls_config`], everything else kept.
+#[cfg(feature = "acme")]
+pub(crate) fn set_default_identity(shared: &Shared, identity: crate::Identity) {
+    let Some(previous) = shared.tls.load_full() else {
+        return;
+    };
+    let config = previous.tls.with_identity(identity);
+    let finalized = config.finalize(shared.http2_enabled, Some(&previous.config));
+    shared.tls.store(Some(Arc::new(accept::TlsRuntime {
+        config: finalized,
+        tls: config,
+    })));
 }
 
 /// Closes the server and reads its counts, from any task. Cheap to clone.
@@ -310,6 +336,12 @@ impl ServerHandle {
         let previous = shared.tls.load_full().ok_or_else(|| {
             Error::config("this server was built without TLS; give it an identity first")
         })?;
+        // The ACME certificate stays the default identity across reloads.
+        #[cfg(feature = "acme")]
+        let config = match shared.acme.as_ref().and_then(|acme| acme.current()) {
+            Some(identity) => config.with_identity(identity),
+            None => config,
+        };
         let finalized = config.finalize(shared.http2_enabled, Some(&previous.config));
         shared.tls.store(Some(Arc::new(accept::TlsRuntime {
             config: finalized,

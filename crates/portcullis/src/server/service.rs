@@ -32,6 +32,9 @@ pub(crate) struct ServiceOptions {
     pub(crate) max_requests_per_socket: usize,
     pub(crate) max_headers_count: usize,
     pub(crate) hsts: Option<HeaderValue>,
+    /// HTTP-01 tokens being validated, answered on plain-HTTP connections before the service.
+    #[cfg(feature = "acme")]
+    pub(crate) acme_http01: Option<std::sync::Arc<crate::acme::Challenges>>,
 }
 
 impl ServiceOptions {
@@ -53,6 +56,26 @@ pub(crate) struct ConnService<S> {
     pub(crate) conn: Arc<ConnShared>,
     pub(crate) info: ConnectionInfo,
     pub(crate) options: Arc<ServiceOptions>,
+}
+
+impl<S> ConnService<S> {
+    /// The key authorization, when this plain-HTTP request fetches an HTTP-01 token being
+    /// validated.
+    #[cfg(feature = "acme")]
+    fn acme_http01<T>(&self, req: &Request<T>) -> Option<Bytes> {
+        if self.info.is_secure() || req.method() != http::Method::GET {
+            return None;
+        }
+        self.options
+            .acme_http01
+            .as_ref()?
+            .http01_response(req.uri().path())
+    }
+
+    #[cfg(not(feature = "acme"))]
+    fn acme_http01<T>(&self, _req: &Request<T>) -> Option<Bytes> {
+        None
+    }
 }
 
 impl<S> fmt::Debug for ConnService<S> {
@@ -109,34 +132,41 @@ where
         };
 
         let http11 = req.version() == Version::HTTP_11;
-        let canned = if http11 && !req.headers().contains_key(HOST) {
+        let canned = if let Some(answer) = self.acme_http01(&req) {
+            Some((StatusCode::OK, answer))
+        } else if http11 && !req.headers().contains_key(HOST) {
             // Node's requireHostHeader.
-            Some((StatusCode::BAD_REQUEST, "missing Host header\n"))
+            Some((
+                StatusCode::BAD_REQUEST,
+                Bytes::from_static(b"missing Host header\n"),
+            ))
         } else if !http1
             && self.options.max_headers_count > 0
             && req.headers().len() > self.options.max_headers_count
         {
             Some((
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "too many headers\n",
+                Bytes::from_static(b"too many headers\n"),
             ))
         } else if http11 && expects_other_than_continue(&req) {
             // Node without a 'checkExpectation' listener.
-            Some((StatusCode::EXPECTATION_FAILED, ""))
+            Some((StatusCode::EXPECTATION_FAILED, Bytes::new()))
         } else {
             None
         };
         if let Some((status, text)) = canned {
             conn.mark_response_started();
+            let empty = text.is_empty();
             let mut res = Response::new(ResponseBody::full(text, guard));
             *res.status_mut() = status;
-            if !text.is_empty() {
+            if !empty {
                 res.headers_mut()
                     .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             }
             let framing = Framing {
                 // Node closes after a 400 or 431, and keeps the connection after a 417.
-                last: framing.last || status != StatusCode::EXPECTATION_FAILED,
+                last: framing.last
+                    || !(status == StatusCode::EXPECTATION_FAILED || status == StatusCode::OK),
                 ..framing
             };
             framing.connection_headers(res.headers_mut(), conn, &self.options);
@@ -445,9 +475,9 @@ impl<B> fmt::Debug for ResponseBody<B> {
 }
 
 impl<B> ResponseBody<B> {
-    fn full(text: &'static str, guard: ResponseGuard) -> Self {
+    fn full(data: Bytes, guard: ResponseGuard) -> Self {
         ResponseBody::Full {
-            data: Some(Bytes::from_static(text.as_bytes())),
+            data: Some(data),
             guard,
         }
     }

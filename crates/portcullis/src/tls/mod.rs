@@ -6,7 +6,7 @@ mod client;
 pub mod danger;
 pub(crate) mod failure;
 mod identity;
-mod keyfile;
+pub(crate) mod keyfile;
 mod keylog;
 mod options;
 mod passphrase;

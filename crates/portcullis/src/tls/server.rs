@@ -88,6 +88,28 @@ impl ServerTlsConfig {
         Arc::new(config)
     }
 
+    /// This configuration with `identity` as the default identity (the SNI names and every
+    /// other option kept): what a certificate renewal swaps in.
+    pub fn with_identity(&self, identity: Identity) -> Self {
+        let names = self
+            .sni
+            .names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let sni = Arc::new(SniResolver {
+            default: Some(identity.key),
+            names: RwLock::new(names),
+        });
+        let mut config = (*self.config).clone();
+        config.cert_resolver = sni.clone();
+        Self {
+            config: Arc::new(config),
+            sni,
+            ..self.clone()
+        }
+    }
+
     /// Node's `addContext(hostname, identity)`: serve `identity` to clients asking for
     /// `hostname` (exact, or `*.example.com` for one label). The most recently added match wins.
     pub fn add_context(&self, hostname: &str, identity: Identity) {
@@ -116,6 +138,7 @@ pub struct ServerTlsConfigBuilder {
     session_tickets: bool,
     ticket_keys: Option<TicketKeys>,
     keylog: Option<KeyLog>,
+    without_identity: bool,
 }
 
 impl Default for ServerTlsConfigBuilder {
@@ -139,6 +162,7 @@ impl Default for ServerTlsConfigBuilder {
             session_tickets: true,
             ticket_keys: None,
             keylog: None,
+            without_identity: false,
         }
     }
 }
@@ -299,13 +323,26 @@ impl ServerTlsConfigBuilder {
         self
     }
 
+    /// Lets [`build`](Self::build) succeed with no identity at all: handshakes then fail with
+    /// an alert until one arrives ([`ServerBuilder::acme`](crate::ServerBuilder::acme),
+    /// [`ServerHandle::add_context`](crate::ServerHandle::add_context) or
+    /// [`ServerHandle::set_tls_config`](crate::ServerHandle::set_tls_config)).
+    pub fn without_identity(mut self) -> Self {
+        self.without_identity = true;
+        self
+    }
+
     /// Builds the configuration.
     ///
     /// # Errors
-    /// No identity at all, an unknown suite/group/version name, an empty client CA list with
+    /// No identity at all (unless [`without_identity`](Self::without_identity)), an unknown suite/group/version name, an empty client CA list with
     /// rejection on, unusable CRLs, or bad ticket keys.
     pub fn build(self) -> Result<ServerTlsConfig> {
-        if self.identity.is_none() && self.sni.is_empty() && self.sni_callback.is_none() {
+        if self.identity.is_none()
+            && self.sni.is_empty()
+            && self.sni_callback.is_none()
+            && !self.without_identity
+        {
             return Err(Error::config(
                 "a TLS configuration needs an identity (certificate and key)",
             ));
