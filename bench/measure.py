@@ -32,6 +32,7 @@ CLIENT_CORE = "1"
 CONNECTIONS = 50  # keep-alive and handshake runs
 STREAMS = 10  # HTTP/2 streams per connection
 IDLE_CONNECTIONS = 5000  # --quick: 2000
+CLIENT_REQUESTS = 100000  # per client row and round (--quick: 20,000 / 30,000)
 BULK_BYTES = 1 << 30
 FILES_BIG_BYTES = 100 * 1000 * 1000  # the static "100 MB file" row
 FILES_DISTINCT = 100  # the static "100 distinct small files" row
@@ -582,7 +583,7 @@ class Bench:
 
     def row_client(self, rnd):
         nginx = self.by_name["nginx"]
-        n = 20000 if self.quick else 60000
+        n = 20000 if self.quick else CLIENT_REQUESTS
         cmd = ["node", os.path.join(HERE, "node-client.js"), nginx.url(), str(n), str(CONNECTIONS), TLS13_SUITE]
         out, wall, client_cpu = run_client(cmd)
         r = json.loads(out)
@@ -590,19 +591,25 @@ class Bench:
         self.emit({"test": "client", "server": "node-agent", "round": rnd, **r})
         return r
 
-    def row_client_portcullis(self, rnd):
+    def row_client_portcullis(self, rnd, baseline=False):
         """portcullis::client::Agent (keep-alive, current_thread runtime) against the same nginx,
-        same concurrency; ~2.5 s at the ~32,000 req/s it makes on one core (its CPU from its own
-        /proc/self/stat, after a warm-up, like node-client.js)."""
+        same concurrency, the same number of requests as the Node row (its CPU from its own
+        /proc/self/stat, after a warm-up, like node-client.js; its RSS after the run). With
+        `baseline`, the same client built from an earlier commit (bench/run.sh --baseline REV)."""
         nginx = self.by_name["nginx"]
-        n = 30000 if self.quick else 80000
+        n = 30000 if self.quick else CLIENT_REQUESTS
         ca = os.path.join(self.args.dir, "cert.pem")
-        cmd = [os.path.join(TARGET, "release", "portcullis-agent"), nginx.url(), ca, str(n), str(CONNECTIONS), TLS13_SUITE]
+        binary = self.args.baseline_agent if baseline else os.path.join(TARGET, "release", "portcullis-agent")
+        cmd = [binary, nginx.url(), ca, str(n), str(CONNECTIONS), TLS13_SUITE]
         out, wall, client_cpu = run_client(cmd)
         r = json.loads(out)
-        r["cmd"] = (f"taskset -c {CLIENT_CORE} bench/target/release/portcullis-agent https://127.0.0.1:PORT/ "
+        shown = "bench/target-baseline/release/portcullis-agent" if baseline else "bench/target/release/portcullis-agent"
+        r["cmd"] = (f"taskset -c {CLIENT_CORE} {shown} https://127.0.0.1:PORT/ "
                     f"DIR/cert.pem {n} {CONNECTIONS} {TLS13_SUITE}")
-        self.emit({"test": "client", "server": "portcullis-agent", "round": rnd, **r})
+        name = "portcullis-agent-baseline" if baseline else "portcullis-agent"
+        if baseline:
+            r["baseline_rev"] = self.args.baseline_rev
+        self.emit({"test": "client", "server": name, "round": rnd, **r})
         return r
 
     # -- static files ---------------------------------------------------------------------------
@@ -719,7 +726,12 @@ class Bench:
             r = self.row_client(rnd)
             self.log(f"  client   node-agent      {r['rps']:.0f} req/s, {r['client_cpu_us_per_req']:.1f} us/req")
             r = self.row_client_portcullis(rnd)
-            self.log(f"  client   portcullis-agent {r['rps']:.0f} req/s, {r['client_cpu_us_per_req']:.1f} us/req")
+            self.log(f"  client   portcullis-agent {r['rps']:.0f} req/s, {r['client_cpu_us_per_req']:.1f} us/req, "
+                     f"RSS {r.get('rss_bytes', 0) / 1e6:.1f} MB, {r.get('alive_tasks', '?')} tasks")
+            if self.args.baseline_agent:
+                r = self.row_client_portcullis(rnd, baseline=True)
+                self.log(f"  client   portcullis-agent@{self.args.baseline_rev} {r['rps']:.0f} req/s, "
+                         f"{r['client_cpu_us_per_req']:.1f} us/req, RSS {r.get('rss_bytes', 0) / 1e6:.1f} MB")
             for s in self.servers_for("idle"):
                 r = self.row_idle(s, rnd)
                 self.log(f"  idle     {s.name:15} " + summary("idle", r))
@@ -804,6 +816,8 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--runtime", default="current", choices=["current", "multi"])
     p.add_argument("--rate", type=int, default=5000, help="offered req/s of the latency row")
+    p.add_argument("--baseline-agent", default=None, help="portcullis-agent built from an earlier commit")
+    p.add_argument("--baseline-rev", default=None, help="that commit")
     args = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))

@@ -1,6 +1,7 @@
 // The client row of the benchmark: Node's https.Agent({ keepAlive: true }) with CONCURRENCY
 // requests in flight, TOTAL requests of GET URL after a warm-up. Prints one JSON line:
-// requests, seconds, requests/s and the client's CPU (user + system) in µs per request.
+// requests, seconds, requests/s, the client's CPU (user + system) in µs per request and its RSS
+// after the run.
 //
 //   node bench/node-client.js URL TOTAL CONCURRENCY [TLS13_SUITE]
 'use strict';
@@ -49,6 +50,7 @@ async function run(count) {
     rps: total / seconds,
     client_cpu_us_per_req: (cpu.user + cpu.system) / total,
     sockets: Object.values(agent.freeSockets).reduce((n, s) => n + s.length, 0),
+    rss_bytes: process.memoryUsage().rss,
   }));
   agent.destroy();
 })().catch((e) => { console.error(e); process.exit(1); });

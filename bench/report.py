@@ -119,6 +119,33 @@ def table(meta, data):
     lines.append("| Client: keep-alive agent, client CPU per request | µs | (server) | "
                  f"{cell(pc_cpu, '{:.1f}')} | — | "
                  f"{cell(node_cpu, '{:.1f}')} | — | — |")
+    pc_rss = median(data, "client", "portcullis-agent", "rss_bytes")
+    node_rss = median(data, "client", "node-agent", "rss_bytes")
+    if pc_rss is not None or node_rss is not None:
+        n = (data.get(("client", "portcullis-agent")) or [{}])[0].get("requests")
+        mb = lambda v: None if v is None else v / 1e6
+        lines.append(f"| Client: RSS after {n or '?':,} requests (+ warm-up) | MB | (server) | "
+                     f"{cell(mb(pc_rss), '{:.1f}')} | — | {cell(mb(node_rss), '{:.1f}')} | — | — |")
+    return "\n".join(lines)
+
+
+def client_baseline_table(data):
+    """The Agent against the same Agent built from an earlier commit, when measured."""
+    rs = data.get(("client", "portcullis-agent-baseline"))
+    if not rs:
+        return ""
+    rev = rs[0].get("baseline_rev", "baseline")
+    rows = [("requests/s", "rps", "req/s", "{:,.0f}", 1.0),
+            ("client CPU per request", "client_cpu_us_per_req", "µs", "{:.1f}", 1.0),
+            ("RSS after the run", "rss_bytes", "MB", "{:.1f}", 1e-6),
+            ("live tasks after the run", "alive_tasks", "", "{:,.0f}", 1.0)]
+    lines = [f"portcullis::Agent against itself at {rev} (same nginx, same run, medians):", "",
+             f"|  | unit | Agent at {rev} | Agent now |", "|---|---|---|---|"]
+    for label, metric, unit, fmt, scale in rows:
+        old = median(data, "client", "portcullis-agent-baseline", metric)
+        new = median(data, "client", "portcullis-agent", metric)
+        show = lambda v: "—" if v is None else fmt.format(v * scale)
+        lines.append(f"| {label} | {unit} | {show(old)} | {show(new)} |")
     return "\n".join(lines)
 
 
@@ -253,7 +280,7 @@ def rounds_table(data):
             rs = data.get((test, server))
             if rs:
                 lines.append(f"| {test} {metric} | {server} | " + ", ".join(fmt.format(r[metric]) for r in rs) + " |")
-    for agent in ("portcullis-agent", "node-agent"):
+    for agent in ("portcullis-agent", "portcullis-agent-baseline", "node-agent"):
         rs = data.get(("client", agent))
         if rs:
             lines.append(f"| client rps | {agent} | " + ", ".join(f"{r['rps']:,.0f}" for r in rs) + " |")
@@ -302,6 +329,8 @@ Do not edit by hand: run the command again.
 ## Table
 
 {table(meta, data)}
+
+{client_baseline_table(data)}
 
 ## Static files
 
@@ -389,6 +418,8 @@ def main():
         f.write(render(meta, checks, data))
     print(table(meta, data))
     print()
+    print(client_baseline_table(data))
+    print()
     print(files_table(meta, data))
     print()
     print(targets(meta, data))
@@ -404,7 +435,9 @@ def main():
                     "Details, targets and checks: [bench/RESULTS.md](bench/RESULTS.md).\n\n")
             with open(args.readme, "w") as f:
                 files = "\n\nStatic files, `portcullis serve DIR` against nginx serving the same folder:\n\n" + files_table(meta, data)
-                f.write(before + start + note + table(meta, data) + files + "\n" + end + after)
+                baseline = client_baseline_table(data)
+                baseline = "\n\n" + baseline if baseline else ""
+                f.write(before + start + note + table(meta, data) + baseline + files + "\n" + end + after)
         else:
             print(f"{args.readme}: no bench markers; not updated", file=sys.stderr)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: portcullis against nginx, Node and a bare hyper + tokio-rustls server.
 #
-#   bench/run.sh [--quick] [--runtime current|multi] [--rate REQ_PER_S]
+#   bench/run.sh [--quick] [--runtime current|multi] [--rate REQ_PER_S] [--baseline REV]
 #
 # Installs what it lacks (nginx-light, nghttp2-client for h2load, wrk, curl, node), builds the
 # Rust servers and client in bench/ and the portcullis command (into bench/target), makes one
@@ -9,17 +9,22 @@
 # clients on core 1, loopback only, interleaved rounds) and bench/report.py, which writes
 # bench/RESULTS.md and prints the table. A full run also puts the tables in README.md between
 # the bench markers. --quick: one short round, for use after every
-# performance change (under 2 minutes once built). Every process started here ends with it.
+# performance change (under 2 minutes once built). --baseline REV: also run the client row with
+# bench/portcullis-agent built against the library at commit REV (a git worktree, its own
+# target directory), to compare the Agent with an earlier build in the same run. Every process started here ends with it.
 set -euo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$BENCH")"
 MODE=full
 PASS=()
+BASELINE=""
+BASELINE_TREE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) MODE=quick; PASS+=(--quick) ;;
     --runtime|--rate) PASS+=("$1" "$2"); shift ;;
+    --baseline) BASELINE="$2"; shift ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -35,6 +40,7 @@ cleanup() {
     wait "$MEASURE_PID" 2>/dev/null || true
   fi
   if [ -n "$RUN" ]; then rm -rf "$RUN"; fi
+  if [ -n "$BASELINE_TREE" ]; then git -C "$ROOT" worktree remove --force "$BASELINE_TREE" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -66,6 +72,20 @@ for project in portcullis-hello bare-hello tls-client portcullis-agent; do
   echo "building bench/$project (release)" >&2
   cargo build --quiet --release --manifest-path "$BENCH/$project/Cargo.toml"
 done
+if [ -n "$BASELINE" ]; then
+  REV=$(git -C "$ROOT" rev-parse --short "$BASELINE")
+  BASELINE_TREE="$(mktemp -d /tmp/portcullis-baseline.XXXXXX)"
+  rmdir "$BASELINE_TREE"
+  git -C "$ROOT" worktree add --quiet --detach "$BASELINE_TREE" "$REV"
+  # Today's client program against the library as it was at REV: only the library differs.
+  rm -rf "$BASELINE_TREE/bench/portcullis-agent"
+  cp -r "$BENCH/portcullis-agent" "$BASELINE_TREE/bench/portcullis-agent"
+  rm -rf "$BASELINE_TREE/bench/portcullis-agent/target"
+  echo "building bench/portcullis-agent against the library at $REV (release)" >&2
+  CARGO_TARGET_DIR="$BENCH/target-baseline" cargo build --quiet --release \
+    --manifest-path "$BASELINE_TREE/bench/portcullis-agent/Cargo.toml"
+  PASS+=(--baseline-agent "$BENCH/target-baseline/release/portcullis-agent" --baseline-rev "$REV")
+fi
 echo "building the portcullis command (release)" >&2
 cargo build --quiet --release -p portcullis-cli --manifest-path "$ROOT/Cargo.toml"
 BUILT=$(date +%s)

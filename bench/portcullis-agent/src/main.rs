@@ -4,8 +4,8 @@
 //! `portcullis::client::Agent` with keep-alive (at most CONCURRENCY sockets, like
 //! bench/node-client.js's `maxSockets`), CONCURRENCY tasks on a current_thread runtime, each
 //! sending GET URL and reading the body with `.bytes()`, TOTAL requests after a warm-up. Prints
-//! one JSON line: requests, seconds, requests/s and the process's CPU (utime + stime from
-//! /proc/self/stat) in µs per request.
+//! one JSON line: requests, seconds, requests/s, the process's CPU (utime + stime from
+//! /proc/self/stat) in µs per request, its RSS after the run and the runtime's live tasks.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -20,6 +20,16 @@ fn cpu_ticks() -> u64 {
     let fields: Vec<&str> = stat.rsplit_once(')').expect("stat").1.split_whitespace().collect();
     // fields 14 and 15 of stat(5); fields[0] is field 3
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// VmRSS of this process, in bytes.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux architecture (the value of
@@ -91,10 +101,12 @@ fn main() -> Result<(), BoxError> {
         let cpu_s = (cpu_ticks() - cpu0) as f64 / CLK_TCK;
         println!(
             "{{\"requests\": {total}, \"seconds\": {seconds:.6}, \"rps\": {:.1}, \"client_cpu_s\": {cpu_s:.3}, \
-             \"client_cpu_us_per_req\": {:.2}, \"sockets\": {}}}",
+             \"client_cpu_us_per_req\": {:.2}, \"sockets\": {}, \"rss_bytes\": {}, \"alive_tasks\": {}}}",
             total as f64 / seconds,
             cpu_s * 1e6 / total as f64,
-            agent.sockets()
+            agent.sockets(),
+            rss_bytes(),
+            tokio::runtime::Handle::current().metrics().num_alive_tasks()
         );
         Ok(())
     })

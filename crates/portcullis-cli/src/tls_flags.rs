@@ -302,7 +302,17 @@ impl TlsArgs {
         }
         let keylog = match &self.keylog {
             Some(path) => Some(KeyLog::file(path).context("--keylog")?),
-            None => KeyLog::from_env().context("SSLKEYLOGFILE")?,
+            None => {
+                let keylog = KeyLog::from_env().context("SSLKEYLOGFILE")?;
+                if keylog.is_some() {
+                    // As curl: honoured, and said so.
+                    tracing::warn!(
+                        "SSLKEYLOGFILE is set: writing TLS secrets to it; anyone with the file \
+                         can decrypt this traffic"
+                    );
+                }
+                keylog
+            }
         };
         if let Some(keylog) = keylog {
             builder = builder.keylog(keylog);

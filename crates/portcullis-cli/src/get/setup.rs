@@ -45,6 +45,17 @@ pub fn tls_options(args: &GetArgs) -> Result<(ClientTlsOptions, Vec<PeerCertific
         let set = PinSet::new(pins);
         tls = tls.check_server_identity(move |host, chain| set.check(host, chain));
     }
+    // As curl: SSLKEYLOGFILE is honoured, and said so (the file decrypts the traffic).
+    if let Some(path) = std::env::var_os("SSLKEYLOGFILE").filter(|p| !p.is_empty()) {
+        tls = tls
+            .keylog_from_env()
+            .map_err(|e| Failure::usage(format!("SSLKEYLOGFILE {}", with_sources(&e))))?;
+        eprintln!(
+            "portcullis: warning: writing TLS secrets to {} (SSLKEYLOGFILE): anyone with the \
+             file can decrypt this traffic",
+            std::path::Path::new(&path).display()
+        );
+    }
     if args.insecure {
         // Node's `rejectUnauthorized: false`.
         tls = portcullis::tls::danger::insecure(tls);

@@ -40,8 +40,22 @@ struct Inner {
     pool: Arc<Pool>,
     sessions: SessionCaches,
     connect: ConnectOptions,
-    configs: std::sync::Mutex<HashMap<String, TlsSetup>>,
+    /// The agent's TLS options and their pool key, computed once.
+    tls: Arc<ClientTlsOptions>,
+    tls_key: Arc<str>,
+    configs: std::sync::Mutex<ConfigCache>,
 }
+
+/// Built rustls configs by TLS options key, the oldest dropped beyond [`CONFIG_CACHE`].
+#[derive(Default)]
+struct ConfigCache {
+    map: HashMap<Arc<str>, TlsSetup>,
+    order: std::collections::VecDeque<Arc<str>>,
+}
+
+/// Most rustls client configs an agent keeps: one per distinct set of per-request TLS options
+/// (requests with the agent's own options share one).
+const CONFIG_CACHE: usize = 32;
 
 impl fmt::Debug for Agent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -215,8 +229,9 @@ impl AgentBuilder {
                 timeout: self.timeout,
                 pool: Pool::new(limits),
                 sessions: SessionCaches::new(self.max_cached_sessions),
+                tls_key: self.tls.pool_key().into(),
+                tls: Arc::new(self.tls),
                 connect: ConnectOptions {
-                    tls: self.tls,
                     http2: self.http2,
                     local_address: self.local_address,
                     keep_alive_msecs: self.keep_alive_msecs,
@@ -225,7 +240,7 @@ impl AgentBuilder {
                     resolve: Arc::new(self.resolve),
                     proxy: self.proxy,
                 },
-                configs: std::sync::Mutex::new(HashMap::new()),
+                configs: std::sync::Mutex::new(ConfigCache::default()),
             }),
         }
     }
@@ -257,18 +272,52 @@ impl Agent {
         self.inner.sessions.len()
     }
 
-    fn config_for(&self, tls: &ClientTlsOptions, tls_key: &str) -> Result<TlsSetup> {
-        let mut configs = self.inner.configs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(setup) = configs.get(tls_key) {
-            return Ok(setup.clone());
+    /// The rustls config for `tls`, built on a blocking thread the first time (it may read the
+    /// system's certificate store) and kept in a bounded cache.
+    async fn config_for(
+        &self,
+        tls: &Arc<ClientTlsOptions>,
+        tls_key: &Arc<str>,
+    ) -> Result<TlsSetup> {
+        if let Some(setup) = self.cached_config(tls_key) {
+            return Ok(setup);
         }
-        let (config, authorize) = tls.build()?;
+        let options = tls.clone();
+        let built = tokio::task::spawn_blocking(move || options.build())
+            .await
+            .map_err(|e| Error::config(format!("building the TLS configuration failed: {e}")))?;
+        let (config, authorize) = built?;
         let setup = TlsSetup {
             config: Arc::new(config),
             authorize,
         };
-        configs.insert(tls_key.to_owned(), setup.clone());
+        let mut cache = self.inner.configs.lock().unwrap_or_else(|e| e.into_inner());
+        if !cache.map.contains_key(tls_key) {
+            if cache.order.len() >= CONFIG_CACHE {
+                if let Some(oldest) = cache.order.pop_front() {
+                    cache.map.remove(&oldest);
+                }
+            }
+            cache.order.push_back(tls_key.clone());
+            cache.map.insert(tls_key.clone(), setup.clone());
+        }
         Ok(setup)
+    }
+
+    fn cached_config(&self, tls_key: &str) -> Option<TlsSetup> {
+        let cache = self.inner.configs.lock().unwrap_or_else(|e| e.into_inner());
+        cache.map.get(tls_key).cloned()
+    }
+
+    /// How many rustls configs the agent holds: for tests.
+    #[doc(hidden)]
+    pub fn cached_configs(&self) -> usize {
+        self.inner
+            .configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
     }
 
     pub(crate) async fn execute(&self, req: RequestBuilder) -> Result<Response> {
@@ -290,12 +339,18 @@ impl Agent {
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let target = Target { https, host, port };
 
-        let mut connect = self.inner.connect.clone();
-        if let Some(tls) = req.tls {
-            connect.tls = tls;
-        }
+        // The agent's own options and key are shared; per-request options are keyed here.
+        let (tls, tls_key): (Arc<ClientTlsOptions>, Arc<str>) = match req.tls {
+            Some(tls) => {
+                let key = tls.pool_key().into();
+                (Arc::new(tls), key)
+            }
+            None => (self.inner.tls.clone(), self.inner.tls_key.clone()),
+        };
+        let connect = &self.inner.connect;
+        let mut servername = tls.servername.clone();
         // Node's servername default follows the Host header when one is given.
-        if connect.tls.servername.is_none() {
+        if servername.is_none() {
             if let Some(h) = req.headers.get(HOST).and_then(|h| h.to_str().ok()) {
                 let name = h
                     .parse::<http::uri::Authority>()
@@ -306,7 +361,7 @@ impl Agent {
                     .trim_end_matches(']')
                     .to_owned();
                 if !name.is_empty() && name != target.host {
-                    connect.tls.servername = Some(if name.parse::<IpAddr>().is_ok() {
+                    servername = Some(if name.parse::<IpAddr>().is_ok() {
                         String::new()
                     } else {
                         name
@@ -314,9 +369,8 @@ impl Agent {
                 }
             }
         }
-        let tls_key = connect.tls.pool_key();
         let key = format!(
-            "{}:{}:{}:{}:{}:{}",
+            "{}:{}:{}:{}:{}:{}:{}",
             target.host,
             target.port,
             connect
@@ -325,10 +379,11 @@ impl Agent {
                 .unwrap_or_default(),
             https,
             connect.http2,
-            tls_key
+            tls_key,
+            servername.as_deref().unwrap_or("\u{0}"),
         );
         let config = if https {
-            Some(self.config_for(&connect.tls, &tls_key)?)
+            Some(self.config_for(&tls, &tls_key).await?)
         } else {
             None
         };
@@ -340,9 +395,17 @@ impl Agent {
         if !reused {
             let conn = match &config {
                 Some(config) => {
-                    connect::connect(&target, &connect, config, &self.inner.sessions, &key).await?
+                    connect::connect(
+                        &target,
+                        connect,
+                        servername.as_deref(),
+                        config,
+                        &self.inner.sessions,
+                        &key,
+                    )
+                    .await?
                 }
-                None => connect::connect_plain(&target, &connect).await?,
+                None => connect::connect_plain(&target, connect).await?,
             };
             lease.attach(conn);
         }

@@ -22,7 +22,7 @@ use super::proxy::Proxy;
 use super::{ClientTlsInfo, RequestBody};
 use crate::error::{Error, Kind, Result};
 use crate::tls::failure::{self, Side};
-use crate::tls::{verifier_error, ClientTlsOptions, PeerCertificate};
+use crate::tls::verifier_error;
 
 /// Where a request goes.
 #[derive(Debug, Clone)]
@@ -45,7 +45,6 @@ pub(crate) struct TlsSetup {
 /// What the agent fixes for every connection it makes.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectOptions {
-    pub(crate) tls: ClientTlsOptions,
     pub(crate) http2: bool,
     pub(crate) local_address: Option<IpAddr>,
     pub(crate) keep_alive_msecs: Duration,
@@ -143,8 +142,8 @@ impl SessionCaches {
 }
 
 /// Node's servername rule: the given one, else the host; none for an IP literal or "".
-fn sni_and_check_name(target: &Target, tls: &ClientTlsOptions) -> (bool, String) {
-    match tls.servername.as_deref() {
+fn sni_and_check_name(target: &Target, servername: Option<&str>) -> (bool, String) {
+    match servername {
         Some("") => (false, target.host.clone()),
         Some(name) => (name.parse::<IpAddr>().is_err(), name.to_owned()),
         None => (target.host.parse::<IpAddr>().is_err(), target.host.clone()),
@@ -154,6 +153,7 @@ fn sni_and_check_name(target: &Target, tls: &ClientTlsOptions) -> (bool, String)
 pub(crate) async fn connect(
     target: &Target,
     options: &ConnectOptions,
+    servername: Option<&str>,
     setup: &TlsSetup,
     sessions: &SessionCaches,
     key: &str,
@@ -191,7 +191,7 @@ pub(crate) async fn connect(
             .with_code("ETIMEDOUT")
         })??;
 
-    let (sni, check_name) = sni_and_check_name(target, &options.tls);
+    let (sni, check_name) = sni_and_check_name(target, servername);
     let mut config = (*setup.config).clone();
     config.enable_sni = sni;
     config.resumption = sessions.resumption(key);
@@ -523,12 +523,13 @@ impl ClientTlsInfo {
                 .map(|p| String::from_utf8_lossy(p).into_owned()),
             resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
             authorization_error: None,
-            peer_certificates: conn
+            peer_chain: conn
                 .peer_certificates()
                 .unwrap_or_default()
                 .iter()
-                .filter_map(|c| PeerCertificate::from_der(c).ok())
+                .map(|c| c.clone().into_owned())
                 .collect(),
+            peer_certificates: std::sync::OnceLock::new(),
         }
     }
 }

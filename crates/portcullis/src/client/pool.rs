@@ -2,6 +2,10 @@
 //! `max_total_sockets` overall, requests beyond that queued in order, free sockets taken LIFO
 //! or FIFO, at most `max_free_sockets` kept per key, each closed after its idle timeout.
 //!
+//! Idle timeouts cost one task per pool, not one per socket: free sockets carry their deadline,
+//! a checkout skips those past it, and a single reaper task (started when the first deadline
+//! is set, ended when none is left) closes the rest as their time comes.
+//!
 //! Every request holds a [`Lease`] from [`Pool::checkout`] until its response ends. The lease
 //! owns the request's place in the counts, so a request dropped at any await point (a timeout,
 //! an abort, a failed connect) gives its place back instead of leaking it.
@@ -10,7 +14,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
 
 use super::connect::Conn;
 use super::Scheduling;
@@ -24,9 +29,22 @@ pub(crate) struct Limits {
     pub(crate) scheduling: Scheduling,
 }
 
+/// A free socket and when its idle time is up.
+#[derive(Debug)]
+struct Free {
+    conn: Conn,
+    deadline: Option<Instant>,
+}
+
+impl Free {
+    fn expired(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| d <= now) || self.conn.is_closed()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Host {
-    free: VecDeque<(u64, Conn)>,
+    free: VecDeque<Free>,
     /// Sockets carrying a request, or being opened for one.
     busy: usize,
     /// Of `busy`, those still being opened (a lease without a connection yet).
@@ -57,7 +75,8 @@ impl Host {
 struct State {
     hosts: HashMap<String, Host>,
     total: usize,
-    next_id: u64,
+    /// The reaper task is running.
+    reaping: bool,
 }
 
 #[derive(Debug)]
@@ -65,6 +84,8 @@ pub(crate) struct Pool {
     state: Mutex<State>,
     limits: Limits,
     me: Weak<Pool>,
+    /// Tells the reaper that an earlier deadline was set.
+    reaper: Notify,
 }
 
 /// A request's hold on the pool: a socket (reused or just opened), or the right to open one.
@@ -154,6 +175,7 @@ impl Pool {
             state: Mutex::new(State::default()),
             limits,
             me: me.clone(),
+            reaper: Notify::new(),
         })
     }
 
@@ -193,16 +215,17 @@ impl Pool {
                     }
                 }
             }
+            let now = Instant::now();
             loop {
                 let next = match self.limits.scheduling {
                     Scheduling::Lifo => host.free.pop_back(),
                     Scheduling::Fifo => host.free.pop_front(),
                 };
                 match next {
-                    Some((_, conn)) if conn.is_closed() => state.total -= 1,
-                    Some((_, conn)) => {
+                    Some(free) if free.expired(now) => state.total -= 1,
+                    Some(free) => {
                         host.busy += 1;
-                        return self.lease(key, Some(conn), true);
+                        return self.lease(key, Some(free.conn), true);
                     }
                     None => break,
                 }
@@ -306,20 +329,17 @@ impl Pool {
             state.total = state.total.saturating_sub(1);
             return;
         }
-        state.next_id += 1;
-        let id = state.next_id;
-        host.free.push_back((id, conn));
+        let deadline = idle.map(|idle| Instant::now() + idle);
+        host.free.push_back(Free { conn, deadline });
         // A request to another origin waiting under max_total_sockets gets this place.
         self.wake(state, key);
-        if let Some(idle) = idle {
-            let pool = self.me.clone();
-            let key = key.to_owned();
-            tokio::spawn(async move {
-                tokio::time::sleep(idle).await;
-                if let Some(pool) = pool.upgrade() {
-                    pool.expire(&key, id);
-                }
-            });
+        if deadline.is_some() {
+            if state.reaping {
+                self.reaper.notify_one();
+            } else {
+                state.reaping = true;
+                tokio::spawn(reap(self.me.clone()));
+            }
         }
     }
 
@@ -386,6 +406,7 @@ impl Pool {
             .iter_mut()
             .filter(|(k, h)| k.as_str() != key && h.waiting.is_empty())
             .find_map(|(_, h)| h.free.pop_front());
+        // A socket closed here leaves its deadline behind; the reaper finds none and moves on.
         match victim {
             Some(_closed) => {
                 state.total = state.total.saturating_sub(1);
@@ -395,22 +416,55 @@ impl Pool {
         }
     }
 
-    /// Closes a free socket whose idle time is up (if it is still free).
-    fn expire(&self, key: &str, id: u64) {
+    /// Closes the free sockets whose idle time is up; the next deadline, or `None` (and the
+    /// reaper stops) when no free socket has one.
+    fn expire(&self) -> Option<Instant> {
         let mut state = self.lock();
         let state = &mut *state;
-        if let Some(host) = state.hosts.get_mut(key) {
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        let mut woken = Vec::new();
+        for (key, host) in &mut state.hosts {
             let before = host.free.len();
-            host.free.retain(|(i, _)| *i != id);
-            if host.free.len() < before {
-                state.total -= 1;
-                self.wake(state, key);
+            host.free.retain(|free| !free.expired(now));
+            let closed = before - host.free.len();
+            if closed > 0 {
+                state.total -= closed;
+                woken.push(key.clone());
+            }
+            for deadline in host.free.iter().filter_map(|f| f.deadline) {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
         }
+        // Origins nobody uses any more are forgotten.
+        state
+            .hosts
+            .retain(|_, h| h.sockets() > 0 || !h.waiting.is_empty());
+        for key in woken {
+            self.wake(state, &key);
+        }
+        if next.is_none() {
+            state.reaping = false;
+        }
+        next
     }
 
     /// All sockets open or being opened.
     pub(crate) fn total(&self) -> usize {
         self.lock().total
+    }
+}
+
+/// The pool's one timer: sleeps until the earliest idle deadline (or until told of an earlier
+/// one), closes what has expired, and ends when no free socket has a deadline.
+async fn reap(pool: Weak<Pool>) {
+    loop {
+        let Some(strong) = pool.upgrade() else { return };
+        let Some(next) = strong.expire() else { return };
+        let notified = strong.reaper.notified();
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = notified => {}
+        }
     }
 }

@@ -25,7 +25,9 @@ pub struct ClientTlsInfo {
     pub(crate) cipher_suite: &'static str,
     pub(crate) alpn: Option<String>,
     pub(crate) resumed: bool,
-    pub(crate) peer_certificates: Vec<PeerCertificate>,
+    /// The chain as sent; parsed into `peer_certificates` when first asked for.
+    pub(crate) peer_chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    pub(crate) peer_certificates: std::sync::OnceLock<Vec<PeerCertificate>>,
     pub(crate) authorization_error: Option<String>,
 }
 
@@ -66,7 +68,12 @@ impl ClientTlsInfo {
 
     /// The server's whole chain as sent, leaf first (Node's `getPeerCertificate(true)` walk).
     pub fn peer_certificates(&self) -> &[PeerCertificate] {
-        &self.peer_certificates
+        self.peer_certificates.get_or_init(|| {
+            self.peer_chain
+                .iter()
+                .filter_map(|c| PeerCertificate::from_der(c).ok())
+                .collect()
+        })
     }
 }
 

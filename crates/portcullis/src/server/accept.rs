@@ -145,20 +145,34 @@ where
             .unwrap_or_else(|e| e.into_inner())
             .push(local_addr);
     }
+    let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shared.stop_accepting.wait() => break,
         };
         let (stream, peer_addr) = match accepted {
-            Ok(pair) => pair,
+            Ok(pair) => {
+                backoff.succeeded();
+                pair
+            }
             Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning; never stop.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // EMFILE and friends: wait (20 ms doubling to 1 s while it lasts), warn once per
+                // episode and then every 10 s with the count; never stop.
+                let pause = backoff.failed(&e);
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = shared.stop_accepting.wait() => break,
+                }
                 continue;
             }
         };
+        // Before admission: a peer the hook refuses takes no place and evicts no idle client.
+        if let Some(hook) = &shared.hooks.on_connection {
+            if !hook(peer_addr, local_addr) {
+                continue;
+            }
+        }
         let guard = match shared.registry.admit() {
             Ok(guard) => guard,
             Err(Refused::Full) => {
@@ -167,11 +181,6 @@ where
             }
             Err(Refused::Closing) => continue,
         };
-        if let Some(hook) = &shared.hooks.on_connection {
-            if !hook(peer_addr, local_addr) {
-                continue;
-            }
-        }
         let _ = stream.set_nodelay(true);
         // Boxed until the first poll: tokio sizes the task's cell (in steps of 128 bytes) by the
         // largest state of its future, and this one is the largest.
@@ -246,6 +255,51 @@ struct Connection<S> {
     peer_addr: SocketAddr,
     local_addr: SocketAddr,
     service: S,
+}
+
+/// The accept loop's pause after a failed `accept` (out of file descriptors, most often).
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    pause: Duration,
+    failures: u64,
+    warned: Option<tokio::time::Instant>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(20);
+    const MAX: Duration = Duration::from_secs(1);
+    const WARN_EVERY: Duration = Duration::from_secs(10);
+
+    fn failed(&mut self, e: &io::Error) -> Duration {
+        self.failures += 1;
+        self.pause = if self.pause.is_zero() {
+            Self::FIRST
+        } else {
+            (self.pause * 2).min(Self::MAX)
+        };
+        let now = tokio::time::Instant::now();
+        if self
+            .warned
+            .is_none_or(|at| now.duration_since(at) >= Self::WARN_EVERY)
+        {
+            tracing::warn!(
+                error = %e,
+                failures = self.failures,
+                "accept failed; pausing the accept loop {:?} (raise the file descriptor limit, \
+                 ulimit -n, if it says too many open files)",
+                self.pause
+            );
+            self.warned = Some(now);
+        }
+        self.pause
+    }
+
+    fn succeeded(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "accepting again");
+        }
+        *self = Self::default();
+    }
 }
 
 /// Why a connection ended before its handshake completed.
@@ -901,5 +955,29 @@ impl LogLimit {
             self.suppressed.fetch_add(1, Relaxed);
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn accept_failures_back_off_doubling_to_a_second_and_reset_on_success() {
+        let mut backoff = AcceptBackoff::default();
+        let emfile = io::Error::from_raw_os_error(24);
+        let pauses: Vec<Duration> = (0..8).map(|_| backoff.failed(&emfile)).collect();
+        assert_eq!(pauses[0], Duration::from_millis(20));
+        assert_eq!(pauses[1], Duration::from_millis(40));
+        assert_eq!(pauses[5], Duration::from_millis(640));
+        assert_eq!(pauses[6], Duration::from_secs(1));
+        assert_eq!(pauses[7], Duration::from_secs(1));
+        // Warned once for the burst (the next warning waits 10 s).
+        let first_warning = backoff.warned.unwrap();
+        tokio::time::advance(Duration::from_secs(11)).await;
+        backoff.failed(&emfile);
+        assert!(backoff.warned.unwrap() > first_warning);
+        backoff.succeeded();
+        assert_eq!(backoff.failed(&emfile), Duration::from_millis(20));
     }
 }

@@ -152,6 +152,18 @@ impl ClientTlsOptions {
         self
     }
 
+    /// Key log lines to the file `SSLKEYLOGFILE` names, when it is set (as curl and browsers
+    /// do). Nothing is written unless this (or [`keylog`](Self::keylog)) is called.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn keylog_from_env(self) -> Result<Self> {
+        Ok(match KeyLog::from_env()? {
+            Some(keylog) => self.keylog(keylog),
+            None => self,
+        })
+    }
+
     /// The part of Node's `getName` these options contribute: equal strings share pools and
     /// sessions. Certificates enter by their SHA-256, callbacks by their address.
     pub(crate) fn pool_key(&self) -> String {
@@ -166,10 +178,11 @@ impl ClientTlsOptions {
         if let Some(id) = &self.identity {
             key.push_str(&short_hash(&id.chain()[0]));
         }
+        // The servername is not part of it: it changes no config, and the agent adds the one
+        // each request uses (Node's rule may take it from the Host header) to the pool key.
         let _ = write!(
             key,
-            ":{}:{:?}:{:?}:{}:{}:",
-            self.servername.as_deref().unwrap_or("\u{0}"),
+            ":{:?}:{:?}:{}:{}:",
             self.min_version,
             self.max_version,
             self.ciphers.as_deref().unwrap_or(""),
@@ -205,9 +218,8 @@ impl ClientTlsOptions {
         match self.roots {
             Roots::Bundled => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
             Roots::Os => {
-                let found = rustls_native_certs::load_native_certs();
-                for cert in found.certs {
-                    let _ = roots.add(cert);
+                for cert in os_roots() {
+                    let _ = roots.add(cert.clone());
                 }
             }
             Roots::OnlyCa => {}
@@ -233,11 +245,17 @@ impl ClientTlsOptions {
         let webpki = webpki
             .build()
             .map_err(|e| Error::config(format!("server certificate verification: {e}")))?;
+        let parsed: Arc<[PeerCertificate]> = self
+            .ca
+            .iter()
+            .filter_map(|der| PeerCertificate::from_der(der).ok())
+            .collect();
         let verifier = Arc::new(NodeVerifier {
             inner: webpki.clone(),
             check: self.check_server_identity.clone(),
             reject_unauthorized: self.reject_unauthorized,
             anchors: self.ca.clone(),
+            parsed_anchors: parsed.clone(),
         });
         let authorizer = (!self.reject_unauthorized).then(|| {
             let strict = Authorizer(NodeVerifier {
@@ -245,6 +263,7 @@ impl ClientTlsOptions {
                 check: self.check_server_identity.clone(),
                 reject_unauthorized: true,
                 anchors: self.ca.clone(),
+                parsed_anchors: parsed,
             });
             Arc::new(move |chain: &[CertificateDer<'_>], name: &ServerName<'_>| {
                 strict.authorization_error(chain, name)
@@ -259,10 +278,10 @@ impl ClientTlsOptions {
             Some(id) => builder.with_client_cert_resolver(Arc::new(ClientIdentity(id.key.clone()))),
             None => builder.with_no_client_auth(),
         };
+        // Secrets are written only when asked for (`keylog`, `keylog_from_env`), never because
+        // SSLKEYLOGFILE happens to be set.
         if let Some((keylog, _)) = &self.keylog {
             config.key_log = keylog.clone().into_rustls();
-        } else if let Ok(Some(keylog)) = KeyLog::from_env() {
-            config.key_log = keylog.into_rustls();
         }
         Ok((config, authorizer))
     }
@@ -534,6 +553,13 @@ pub fn pin_sha256(cert: &PeerCertificate) -> String {
     cert.pin_sha256().to_owned()
 }
 
+/// The system's trust store, read once per process (agents build their configs on a blocking
+/// thread, so the read never runs on the async runtime).
+fn os_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
 /// Verifies like Node: the chain (webpki, Mozilla or given roots, CRLs), then the identity check
 /// (the default or the user's). Failures carry Node's code inside `CertificateError::Other`.
 struct NodeVerifier {
@@ -543,6 +569,8 @@ struct NodeVerifier {
     /// The CAs given (`ca`, `add_ca`): where the chain walk shown to a custom check finds the
     /// trusted root, as Node's `issuerCertificate` chain does.
     anchors: Vec<CertificateDer<'static>>,
+    /// The same, parsed once.
+    parsed_anchors: Arc<[PeerCertificate]>,
 }
 
 impl fmt::Debug for NodeVerifier {
@@ -565,40 +593,33 @@ fn rejected(error: Error) -> rustls::Error {
 fn node_chain(
     end_entity: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
-    anchors: &[CertificateDer<'static>],
+    anchors: &[PeerCertificate],
 ) -> Result<Vec<PeerCertificate>> {
-    use x509_parser::prelude::{FromDer as _, X509Certificate};
-    /// A certificate's raw subject and issuer names.
-    type Names = (Vec<u8>, Vec<u8>);
-    let names = |der: &CertificateDer<'_>| -> Option<Names> {
-        let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
-        Some((
-            cert.tbs_certificate.subject.as_raw().to_vec(),
-            cert.tbs_certificate.issuer.as_raw().to_vec(),
-        ))
-    };
-    let mut chain = vec![PeerCertificate::from_der(end_entity)?];
-    let Some(mut current) = names(end_entity) else {
-        return Ok(chain);
-    };
-    let candidates: Vec<(&CertificateDer<'_>, Option<Names>)> = intermediates
+    // Each presented certificate is parsed once; the anchors were parsed with the options.
+    let leaf = PeerCertificate::from_der(end_entity)?;
+    let sent: Vec<PeerCertificate> = intermediates
         .iter()
-        .chain(anchors.iter())
-        .map(|der| (der, names(der)))
+        .filter_map(|der| PeerCertificate::from_der(der).ok())
         .collect();
+    let candidates: Vec<&PeerCertificate> = sent.iter().chain(anchors.iter()).collect();
     let mut used = vec![false; candidates.len()];
-    while current.0 != current.1 {
+    let mut chain = vec![leaf];
+    loop {
+        let (subject, issuer) = chain[chain.len() - 1].raw_names();
+        if subject == issuer {
+            break;
+        }
         // The server's certificates come first in `candidates`, so they win over anchors.
         let next = candidates
             .iter()
             .enumerate()
-            .find(|(i, (_, n))| !used[*i] && n.as_ref().is_some_and(|(s, _)| *s == current.1));
-        let Some((i, (der, Some(name)))) = next else {
+            .find(|(i, c)| !used[*i] && c.raw_names().0 == issuer);
+        let Some((i, cert)) = next else {
             break;
         };
         used[i] = true;
-        chain.push(PeerCertificate::from_der(der)?);
-        current = name.clone();
+        let cert = (*cert).clone();
+        chain.push(cert);
     }
     Ok(chain)
 }
@@ -643,7 +664,8 @@ impl ServerCertVerifier for NodeVerifier {
             ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
             _ => String::new(),
         };
-        let chain = node_chain(end_entity, intermediates, &self.anchors).map_err(rejected)?;
+        let chain =
+            node_chain(end_entity, intermediates, &self.parsed_anchors).map_err(rejected)?;
         match &self.check {
             None => check_server_identity(&host, &chain),
             Some(check) => check(&host, &chain),
@@ -727,6 +749,23 @@ mod tests {
     }
 
     /// The verified cases of Node v20.20.2's `tls.checkServerIdentity` (reference §4.1).
+    #[test]
+    fn sslkeylogfile_alone_writes_nothing_and_keylog_from_env_opts_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys.log");
+        // Only this test reads SSLKEYLOGFILE in this binary.
+        std::env::set_var("SSLKEYLOGFILE", &file);
+        let (plain, _) = ClientTlsOptions::new().build().unwrap();
+        assert!(!plain.key_log.will_log("CLIENT_RANDOM"));
+        let (asked, _) = ClientTlsOptions::new()
+            .keylog_from_env()
+            .unwrap()
+            .build()
+            .unwrap();
+        std::env::remove_var("SSLKEYLOGFILE");
+        assert!(asked.key_log.will_log("CLIENT_RANDOM"));
+    }
+
     #[test]
     fn check_server_identity_follows_node() {
         let ok = |host: &str, cn: &[&str], sans: &[&str]| {

@@ -5,7 +5,7 @@
 //! digests come from aws-lc-rs.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::digest;
@@ -21,8 +21,8 @@ use crate::error::{Error, Result};
 
 /// A certificate's fields as Node's `tls.TLSSocket.getPeerCertificate()` gives them.
 ///
-/// Built from DER with [`PeerCertificate::from_der`]; every field is computed once, and
-/// clones share them (an `Arc` inside).
+/// Built from DER with [`PeerCertificate::from_der`]; the fields are read once, the digests
+/// (fingerprints, pin) when first asked for, and clones share them (an `Arc` inside).
 ///
 /// ```no_run
 /// # fn show(der: &rustls_pki_types::CertificateDer<'_>) -> portcullis::Result<()> {
@@ -44,11 +44,14 @@ struct Inner {
     valid_from: String,
     valid_to: String,
     serial_number: String,
-    fingerprint: String,
-    fingerprint256: String,
-    fingerprint512: String,
+    fingerprint: OnceLock<String>,
+    fingerprint256: OnceLock<String>,
+    fingerprint512: OnceLock<String>,
     public_key: Vec<u8>,
-    pin_sha256: String,
+    pin_sha256: OnceLock<String>,
+    /// The raw subject and issuer names, for chain building.
+    raw_subject: Vec<u8>,
+    raw_issuer: Vec<u8>,
     key: KeyDetails,
     ext_key_usage: Vec<String>,
     is_ca: bool,
@@ -87,13 +90,12 @@ impl PeerCertificate {
             valid_from: node_time(&validity.not_before),
             valid_to: node_time(&validity.not_after),
             serial_number: serial_hex(cert.raw_serial()),
-            fingerprint: colon_hex(
-                digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, bytes).as_ref(),
-            ),
-            fingerprint256: colon_hex(digest::digest(&digest::SHA256, bytes).as_ref()),
-            fingerprint512: colon_hex(digest::digest(&digest::SHA512, bytes).as_ref()),
-            pin_sha256: base64::engine::general_purpose::STANDARD
-                .encode(digest::digest(&digest::SHA256, &spki)),
+            fingerprint: OnceLock::new(),
+            fingerprint256: OnceLock::new(),
+            fingerprint512: OnceLock::new(),
+            pin_sha256: OnceLock::new(),
+            raw_subject: cert.tbs_certificate.subject.as_raw().to_vec(),
+            raw_issuer: cert.tbs_certificate.issuer.as_raw().to_vec(),
             public_key: spki,
             key: key_details(&cert),
             ext_key_usage: ext_key_usage(&cert),
@@ -157,17 +159,23 @@ impl PeerCertificate {
 
     /// Node's `fingerprint`: SHA-1 of the DER, e.g. `"0C:92:C2:…:63:FE"`.
     pub fn fingerprint(&self) -> &str {
-        &self.0.fingerprint
+        self.0.fingerprint.get_or_init(|| {
+            colon_hex(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, self.raw()).as_ref())
+        })
     }
 
     /// Node's `fingerprint256`: SHA-256 of the DER, e.g. `"6C:66:21:…:AA:0D"`.
     pub fn fingerprint256(&self) -> &str {
-        &self.0.fingerprint256
+        self.0
+            .fingerprint256
+            .get_or_init(|| colon_hex(digest::digest(&digest::SHA256, self.raw()).as_ref()))
     }
 
     /// Node's `fingerprint512`: SHA-512 of the DER, e.g. `"E7:B5:CC:…:45:31"`.
     pub fn fingerprint512(&self) -> &str {
-        &self.0.fingerprint512
+        self.0
+            .fingerprint512
+            .get_or_init(|| colon_hex(digest::digest(&digest::SHA512, self.raw()).as_ref()))
     }
 
     /// The SubjectPublicKeyInfo, DER-encoded (Node's `pubkey` for RSA keys; for EC keys Node's
@@ -180,7 +188,15 @@ impl PeerCertificate {
     /// `"3rKc1EVrNPrLvGKM0hqXLHUPqvT3eq8QkZ3u4YhW0vU="` (Node's pinning example
     /// `sha256(cert.pubkey)` for RSA keys).
     pub fn pin_sha256(&self) -> &str {
-        &self.0.pin_sha256
+        self.0.pin_sha256.get_or_init(|| {
+            base64::engine::general_purpose::STANDARD
+                .encode(digest::digest(&digest::SHA256, &self.0.public_key))
+        })
+    }
+
+    /// The raw DER subject and issuer names (self-issued when equal).
+    pub(crate) fn raw_names(&self) -> (&[u8], &[u8]) {
+        (&self.0.raw_subject, &self.0.raw_issuer)
     }
 
     /// Node's `bits`: the RSA modulus size or the EC curve's order size, e.g. `2048` or `256`.
@@ -246,7 +262,7 @@ impl fmt::Debug for PeerCertificate {
             .field("valid_from", &self.0.valid_from)
             .field("valid_to", &self.0.valid_to)
             .field("serial_number", &self.0.serial_number)
-            .field("fingerprint256", &self.0.fingerprint256)
+            .field("fingerprint256", &self.fingerprint256())
             .finish_non_exhaustive()
     }
 }

@@ -416,8 +416,11 @@ impl ServerTlsConfigBuilder {
         };
         let explicit_ticket_keys = self.ticket_keys.is_some();
         if self.session_tickets {
-            let keys = self.ticket_keys.unwrap_or_else(TicketKeys::random);
-            config.ticketer = Arc::new(Ticketer::new(&keys, self.session_timeout)?);
+            // Keys of one's own are rotated by their owner; random ones rotate themselves.
+            config.ticketer = Arc::new(match &self.ticket_keys {
+                Some(keys) => Ticketer::new(keys, self.session_timeout)?,
+                None => Ticketer::rotating(self.session_timeout)?,
+            });
         } else {
             // TLS 1.3 then resumes through the session cache (stateful tickets), if on.
             config.send_tls13_tickets = if self.session_cache == 0 { 0 } else { 2 };

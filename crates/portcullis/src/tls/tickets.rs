@@ -25,6 +25,14 @@ const NAME_LEN: usize = 16;
 /// Ticket keys in Node's format: one or more 48-byte keys (16-byte name, 16-byte HMAC secret,
 /// 16-byte AES key). The first key issues tickets; all of them decrypt, so a rotation that
 /// prepends a new key keeps the tickets made under the old one valid.
+///
+/// Keys you give are yours to rotate: a ticket key that never changes lets anyone who later
+/// obtains it decrypt every recorded session resumed under it. Rotate at least daily: write the
+/// new key first and the previous one after it (`head -c 48 /dev/urandom | cat - old > new`),
+/// drop the previous one a session timeout later, and reload (`portcullis serve` reloads when
+/// the file changes; the library: [`ServerHandle::set_tls_config`](crate::ServerHandle::set_tls_config)).
+/// Without keys of your own, the server makes a random key and replaces it every session
+/// timeout, keeping the previous one for decryption only.
 #[derive(Clone)]
 pub struct TicketKeys {
     keys: Vec<Zeroizing<[u8; KEY_LEN]>>,
@@ -93,18 +101,20 @@ impl TicketKeys {
     }
 }
 
-/// Encrypts and decrypts tickets under [`TicketKeys`].
+/// Encrypts and decrypts tickets under [`TicketKeys`], or under random keys it rotates itself.
 pub(crate) struct Ticketer {
-    keys: Vec<([u8; NAME_LEN], LessSafeKey)>,
+    keys: std::sync::RwLock<Vec<([u8; NAME_LEN], LessSafeKey)>>,
     lifetime: Duration,
+    /// For random keys: a new key every `lifetime`, the previous one kept to decrypt.
+    rotation: Option<Mutex<u64>>,
 }
 
 impl fmt::Debug for Ticketer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ticketer")
-            .field("keys", &self.keys.len())
             .field("lifetime", &self.lifetime)
-            .finish()
+            .field("rotating", &self.rotation.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -113,16 +123,94 @@ impl Ticketer {
         let keys = keys
             .keys
             .iter()
-            .map(|key| {
-                let mut name = [0u8; NAME_LEN];
-                name.copy_from_slice(&key[..NAME_LEN]);
-                let aes = UnboundKey::new(&AES_128_GCM, &key[32..48])
-                    .map_err(|_| Error::config("unusable ticket key"))?;
-                Ok((name, LessSafeKey::new(aes)))
-            })
+            .map(|key| ticket_key(key))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { keys, lifetime })
+        Ok(Self {
+            keys: std::sync::RwLock::new(keys),
+            lifetime,
+            rotation: None,
+        })
     }
+
+    /// Random keys, a new one every `lifetime` (tickets stay valid for `lifetime`, so the key
+    /// before the current one is kept to decrypt and the one before that is forgotten: a key
+    /// taken from memory later opens no ticket older than two lifetimes).
+    pub(crate) fn rotating(lifetime: Duration) -> Result<Self> {
+        let first = ticket_key(&TicketKeys::random().keys[0])?;
+        Ok(Self {
+            keys: std::sync::RwLock::new(vec![first]),
+            lifetime,
+            rotation: Some(Mutex::new(now_secs())),
+        })
+    }
+
+    /// Rotates when the current key has issued for a whole lifetime.
+    fn rotate_if_due(&self, now: u64) {
+        let Some(rotation) = &self.rotation else {
+            return;
+        };
+        let mut since = rotation.lock().unwrap_or_else(|e| e.into_inner());
+        if now.saturating_sub(*since) < self.lifetime.as_secs().max(1) {
+            return;
+        }
+        let Ok(fresh) = ticket_key(&TicketKeys::random().keys[0]) else {
+            return;
+        };
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        keys.insert(0, fresh);
+        keys.truncate(2);
+        *since = now;
+    }
+
+    fn encrypt_at(&self, plain: &[u8], now: u64) -> Option<Vec<u8>> {
+        self.rotate_if_due(now);
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let (name, key) = keys.first()?;
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).ok()?;
+        let mut out = Vec::with_capacity(NAME_LEN + NONCE_LEN + 8 + plain.len() + 16);
+        out.extend_from_slice(name);
+        out.extend_from_slice(&nonce);
+        let mut sealed = Vec::with_capacity(8 + plain.len() + 16);
+        sealed.extend_from_slice(&now.to_be_bytes());
+        sealed.extend_from_slice(plain);
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&name[..]),
+            &mut sealed,
+        )
+        .ok()?;
+        out.extend_from_slice(&sealed);
+        Some(out)
+    }
+
+    fn decrypt_at(&self, cipher: &[u8], now: u64) -> Option<Vec<u8>> {
+        if cipher.len() < NAME_LEN + NONCE_LEN + 8 + 16 {
+            return None;
+        }
+        let (name, rest) = cipher.split_at(NAME_LEN);
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let (_, key) = keys.iter().find(|(n, _)| n[..] == *name)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut buf = sealed.to_vec();
+        let plain = key.open_in_place(nonce, Aad::from(name), &mut buf).ok()?;
+        let (issued, state) = plain.split_at(8);
+        let issued = u64::from_be_bytes(issued.try_into().ok()?);
+        if now.saturating_sub(issued) > self.lifetime.as_secs() {
+            return None;
+        }
+        Some(state.to_vec())
+    }
+}
+
+/// The name and AES key of one 48-byte key.
+fn ticket_key(key: &[u8; KEY_LEN]) -> Result<([u8; NAME_LEN], LessSafeKey)> {
+    let mut name = [0u8; NAME_LEN];
+    name.copy_from_slice(&key[..NAME_LEN]);
+    let aes = UnboundKey::new(&AES_128_GCM, &key[32..48])
+        .map_err(|_| Error::config("unusable ticket key"))?;
+    Ok((name, LessSafeKey::new(aes)))
 }
 
 fn now_secs() -> u64 {
@@ -141,41 +229,11 @@ impl ProducesTickets for Ticketer {
     }
 
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        let (name, key) = self.keys.first()?;
-        let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).ok()?;
-        let mut out = Vec::with_capacity(NAME_LEN + NONCE_LEN + 8 + plain.len() + 16);
-        out.extend_from_slice(name);
-        out.extend_from_slice(&nonce);
-        let mut sealed = Vec::with_capacity(8 + plain.len() + 16);
-        sealed.extend_from_slice(&now_secs().to_be_bytes());
-        sealed.extend_from_slice(plain);
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(&name[..]),
-            &mut sealed,
-        )
-        .ok()?;
-        out.extend_from_slice(&sealed);
-        Some(out)
+        self.encrypt_at(plain, now_secs())
     }
 
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        if cipher.len() < NAME_LEN + NONCE_LEN + 8 + 16 {
-            return None;
-        }
-        let (name, rest) = cipher.split_at(NAME_LEN);
-        let (nonce, sealed) = rest.split_at(NONCE_LEN);
-        let (_, key) = self.keys.iter().find(|(n, _)| n[..] == *name)?;
-        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let mut buf = sealed.to_vec();
-        let plain = key.open_in_place(nonce, Aad::from(name), &mut buf).ok()?;
-        let (issued, state) = plain.split_at(8);
-        let issued = u64::from_be_bytes(issued.try_into().ok()?);
-        if now_secs().saturating_sub(issued) > self.lifetime.as_secs() {
-            return None;
-        }
-        Some(state.to_vec())
+        self.decrypt_at(cipher, now_secs())
     }
 }
 
@@ -261,6 +319,31 @@ impl StoresServerSessions for SessionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_keys_rotate_every_lifetime_and_the_previous_key_still_decrypts() {
+        let t = Ticketer::rotating(Duration::from_secs(100)).unwrap();
+        let start = now_secs();
+        let first = t.encrypt_at(b"one", start).unwrap();
+        // Still the same key before a lifetime has passed.
+        let same = t.encrypt_at(b"two", start + 99).unwrap();
+        assert_eq!(first[..NAME_LEN], same[..NAME_LEN]);
+        // A lifetime later: a new key issues, the old one still opens its tickets.
+        let second = t.encrypt_at(b"three", start + 100).unwrap();
+        assert_ne!(first[..NAME_LEN], second[..NAME_LEN]);
+        assert_eq!(t.decrypt_at(&same, start + 100).unwrap(), b"two");
+        assert_eq!(t.decrypt_at(&second, start + 150).unwrap(), b"three");
+        // Two rotations on, the first key is gone (its tickets had expired anyway).
+        let third = t.encrypt_at(b"four", start + 200).unwrap();
+        assert_ne!(second[..NAME_LEN], third[..NAME_LEN]);
+        assert!(t.decrypt_at(&first, start + 200).is_none());
+        assert_eq!(t.keys.read().unwrap().len(), 2);
+        // Keys given by the user never change.
+        let fixed = Ticketer::new(&TicketKeys::random(), Duration::from_secs(100)).unwrap();
+        let a = fixed.encrypt_at(b"x", start).unwrap();
+        let b = fixed.encrypt_at(b"y", start + 1000).unwrap();
+        assert_eq!(a[..NAME_LEN], b[..NAME_LEN]);
+    }
 
     #[test]
     fn tickets_round_trip_across_servers_sharing_keys() {

@@ -169,6 +169,33 @@ async fn max_free_sockets_closes_the_surplus() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_keep_alive_requests_leave_no_timer_task_behind() {
+    // The server runs on its own runtime, so this runtime's tasks are the agent's.
+    let (pki, server) = std::thread::spawn(|| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let pair = rt.block_on(server());
+        // Keep the server's runtime alive for the test.
+        std::mem::forget(rt);
+        pair
+    })
+    .join()
+    .unwrap();
+    let agent = keep_alive(&pki).timeout(Duration::from_secs(30)).build();
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    for _ in 0..2000 {
+        conn_id(&agent, &server.url("/")).await;
+    }
+    let alive = metrics.num_alive_tasks();
+    assert_eq!(server.accepts(), 1);
+    // One socket: its connection task and the pool's one timer (no task per request).
+    assert!(
+        alive <= before + 3,
+        "{alive} tasks alive after 2000 requests (before: {before})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_closes_idle_sockets() {
     let (pki, server) = server().await;
     let agent = keep_alive(&pki).timeout(Duration::from_millis(400)).build();
@@ -491,4 +518,30 @@ async fn a_response_dropped_unread_closes_its_socket() {
     assert!(!res.reused_socket());
     res.text().await.unwrap();
     assert_eq!(server.accepts(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rustls_configs_are_built_once_and_a_new_closure_per_request_is_bounded() {
+    let (pki, server) = server().await;
+    let agent = keep_alive(&pki).build();
+    for _ in 0..100 {
+        conn_id(&agent, &server.url("/")).await;
+    }
+    assert_eq!(
+        agent.cached_configs(),
+        1,
+        "one config for the agent's options"
+    );
+    // A fresh closure per request is a distinct TLS option set each time: bounded.
+    for _ in 0..50 {
+        let tls = pki.trust().check_server_identity(|_, _| Ok(()));
+        let res = agent.get(&server.url("/")).tls(tls).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.bytes().await.unwrap();
+    }
+    assert!(
+        agent.cached_configs() <= 32,
+        "{} configs kept",
+        agent.cached_configs()
+    );
 }

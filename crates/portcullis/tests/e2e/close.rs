@@ -148,6 +148,39 @@ async fn max_connections_with_lru_purge_closes_the_oldest_idle() {
 }
 
 #[tokio::test]
+async fn a_peer_that_on_connection_refuses_evicts_no_idle_client() {
+    // The hook admits the first two connections only; the server holds two at most.
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    let srv = start(
+        move |b| {
+            b.max_connections(2).on_connection(move |_, _| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+            })
+        },
+        tower::service_fn(slow),
+    )
+    .await;
+    let mut conns = idle_connections(&srv, 2).await;
+    assert_eq!(srv.handle.connections().idle, 2);
+    // A refused peer: before the hook ran ahead of admission, taking its place purged the
+    // least recently used idle client.
+    let refused = TcpStream::connect(srv.addr).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(2), || seen
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 3)
+        .await
+    );
+    drop(refused);
+    for conn in &mut conns {
+        write_all(conn, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let res = read_response(conn).await;
+        assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    }
+}
+
+#[tokio::test]
 async fn max_connections_without_purge_refuses_the_eleventh() {
     let srv = start(
         |b| b.max_connections(10).lru_purge(false),
