@@ -86,6 +86,11 @@ pub struct NewArgs {
     #[arg(long, value_name = "BITS", value_parser = parse_rsa_bits)]
     pub rsa: Option<u32>,
 
+    /// Also valid as a client certificate (clientAuth), for mutual TLS: `get --cert/--key`,
+    /// curl `--cert/--key`, Node's `cert`/`key`. [default: server only]
+    #[arg(long)]
+    pub client: bool,
+
     /// Days until the certificate expires.
     #[arg(long, value_name = "N", default_value_t = 365,
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
@@ -232,6 +237,7 @@ fn new(args: &NewArgs) -> Outcome {
     options.self_signed = args.self_signed;
     options.key = args.rsa.map_or(KeyKind::Ecdsa, KeyKind::Rsa);
     options.days = args.days;
+    options.client_auth = args.client;
 
     // Read the passphrase before doing any work, so a missing one costs nothing.
     let passphrase = match &args.pfx {

@@ -175,7 +175,7 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
         builder = builder.keep_alive_timeout(t);
     }
     if let Some(t) = args.idle_timeout {
-        builder = builder.timeout(t);
+        builder = builder.inactivity_timeout(t);
     }
     if let Some(t) = args.release_idle_after {
         builder = builder.release_idle_buffers_after(t);

@@ -680,3 +680,64 @@ fn reload_during_an_h2load_run_fails_no_request() {
         server.log()
     );
 }
+
+#[test]
+fn cert_new_client_makes_a_certificate_that_passes_required_client_authentication() {
+    // mTLS with nothing but portcullis: the local CA, a server certificate, a client one.
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let new = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["cert", "new"])
+            .args(args)
+            .current_dir(work.path())
+            .env("PORTCULLIS_HOME", home.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    new(&["client-1", "--client"]);
+    new(&["server-only"]);
+    let ca = home.path().join("ca.pem");
+    let server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--client-ca",
+            ca.to_str().unwrap(),
+            "--require-client-cert",
+        ],
+    );
+    let url = format!("https://localhost:{}/", server.port());
+    let get = |name: &str| {
+        Command::new(BIN)
+            .args(["get", "--fail", "--cacert"])
+            .arg(&ca)
+            .args([
+                "--resolve",
+                &format!("localhost:{}:127.0.0.1", server.port()),
+            ])
+            .arg("--cert")
+            .arg(work.path().join(format!("{name}.pem")))
+            .arg("--key")
+            .arg(work.path().join(format!("{name}-key.pem")))
+            .arg(&url)
+            .env("PORTCULLIS_HOME", home.path())
+            .output()
+            .unwrap()
+    };
+    let ok = get("client-1");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // A certificate made for servers only (serverAuth) is refused as a client's.
+    let refused = get("server-only");
+    assert!(!refused.status.success());
+}

@@ -11,7 +11,14 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// An error from portcullis: configuration, I/O, TLS or a timeout.
 ///
 /// Query it with the `is_*` methods; [`Error::code`] gives Node's error code where Node has one.
+///
+/// One pointer wide (the details live in a box), so that `Result<T, Error>` costs callers on the
+/// success path no more than `T` and a tag.
 pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
     kind: Kind,
     code: Option<&'static str>,
     message: String,
@@ -53,36 +60,40 @@ impl Error {
 
     pub(crate) fn new(kind: Kind, message: impl Into<String>) -> Self {
         Self {
-            kind,
-            code: None,
-            message: message.into(),
-            path: None,
-            source: None,
-            chain: None,
+            inner: Box::new(Inner {
+                kind,
+                code: None,
+                message: message.into(),
+                path: None,
+                source: None,
+                chain: None,
+            }),
         }
     }
 
     /// Sets Node's error code (`ECONNREFUSED`, `CERT_HAS_EXPIRED`, …).
     pub(crate) fn with_code(mut self, code: &'static str) -> Self {
-        self.code = Some(code);
+        self.inner.code = Some(code);
         self
     }
 
     /// A copy without the source chain (sources are not `Clone`).
     pub(crate) fn duplicate(&self) -> Self {
         Self {
-            kind: self.kind,
-            code: self.code,
-            message: self.message.clone(),
-            path: self.path.clone(),
-            source: None,
-            chain: self.chain.clone(),
+            inner: Box::new(Inner {
+                kind: self.inner.kind,
+                code: self.inner.code,
+                message: self.inner.message.clone(),
+                path: self.inner.path.clone(),
+                source: None,
+                chain: self.inner.chain.clone(),
+            }),
         }
     }
 
     /// Keeps the chain a peer presented with a verification failure.
     pub(crate) fn with_chain(mut self, chain: &[rustls_pki_types::CertificateDer<'_>]) -> Self {
-        self.chain = Some(chain.iter().map(|c| c.clone().into_owned()).collect());
+        self.inner.chain = Some(chain.iter().map(|c| c.clone().into_owned()).collect());
         self
     }
 
@@ -90,70 +101,70 @@ impl Error {
     /// verification of them; empty otherwise. What `openssl s_client -showcerts` would show:
     /// enough to tell which CA the peer's chain ends in.
     pub fn peer_certificates(&self) -> &[rustls_pki_types::CertificateDer<'static>] {
-        self.chain.as_deref().unwrap_or_default()
+        self.inner.chain.as_deref().unwrap_or_default()
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(source.into());
+        self.inner.source = Some(source.into());
         self
     }
 
     /// Names the file the error is about; `Display` then starts with it.
     pub(crate) fn with_path(mut self, path: &Path) -> Self {
-        self.path = Some(path.to_path_buf());
+        self.inner.path = Some(path.to_path_buf());
         self
     }
 
     /// The file this error is about, if any.
     pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+        self.inner.path.as_deref()
     }
 
     /// True for a bad option or a bad certificate/key file.
     pub fn is_config(&self) -> bool {
-        self.kind == Kind::Config
+        self.inner.kind == Kind::Config
     }
 
     /// True for a socket error (bind, accept, read, write).
     pub fn is_io(&self) -> bool {
-        self.kind == Kind::Io
+        self.inner.kind == Kind::Io
     }
 
     /// True for a TLS configuration or protocol error.
     pub fn is_tls(&self) -> bool {
-        self.kind == Kind::Tls
+        self.inner.kind == Kind::Tls
     }
 
     /// True when a timeout ended the operation (`ETIMEDOUT`, `ERR_TLS_HANDSHAKE_TIMEOUT`).
     pub fn is_timeout(&self) -> bool {
-        self.kind == Kind::Timeout
+        self.inner.kind == Kind::Timeout
     }
 
     /// True when no connection could be made: refused, reset, unresolvable, proxy refused.
     pub fn is_connect(&self) -> bool {
-        self.kind == Kind::Connect
+        self.inner.kind == Kind::Connect
     }
 
     /// True when the request was cancelled through its [`AbortSignal`](crate::client::AbortSignal).
     pub fn is_aborted(&self) -> bool {
-        self.kind == Kind::Aborted
+        self.inner.kind == Kind::Aborted
     }
 
     /// True for an HTTP protocol error (malformed response, connection closed mid-message).
     pub fn is_http(&self) -> bool {
-        self.kind == Kind::Http
+        self.inner.kind == Kind::Http
     }
 
     /// True when a response body was larger than the limit asked for, or could not be decoded.
     pub fn is_body(&self) -> bool {
-        self.kind == Kind::Body
+        self.inner.kind == Kind::Body
     }
 
     /// Node's error code for this error, where Node has one: `ECONNREFUSED`, `ECONNRESET`,
     /// `ETIMEDOUT`, `ENOTFOUND`, `ERR_TLS_HANDSHAKE_TIMEOUT`, `CERT_HAS_EXPIRED`,
     /// `DEPTH_ZERO_SELF_SIGNED_CERT`, `ERR_TLS_CERT_ALTNAME_INVALID`, `ABORT_ERR`, …
     pub fn code(&self) -> Option<&'static str> {
-        self.code.or(match self.kind {
+        self.inner.code.or(match self.inner.kind {
             Kind::Timeout => Some("ETIMEDOUT"),
             Kind::Aborted => Some("ABORT_ERR"),
             _ => None,
@@ -164,14 +175,15 @@ impl Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind).field("message", &self.message);
-        if let Some(code) = &self.code {
+        d.field("kind", &self.inner.kind)
+            .field("message", &self.inner.message);
+        if let Some(code) = &self.inner.code {
             d.field("code", code);
         }
-        if let Some(path) = &self.path {
+        if let Some(path) = &self.inner.path {
             d.field("path", path);
         }
-        if let Some(source) = &self.source {
+        if let Some(source) = &self.inner.source {
             d.field("source", source);
         }
         d.finish()
@@ -180,15 +192,29 @@ impl fmt::Debug for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(path) = &self.path {
+        if let Some(path) = &self.inner.path {
             write!(f, "{}: ", path.display())?;
         }
-        f.write_str(&self.message)
+        f.write_str(&self.inner.message)
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| &**e as _)
+        self.inner.source.as_ref().map(|e| &**e as _)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_one_pointer_and_a_result_of_unit_too() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<Result<()>>(),
+            std::mem::size_of::<usize>()
+        );
     }
 }

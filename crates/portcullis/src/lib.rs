@@ -23,6 +23,34 @@
 //!
 //! Every request carries a [`ConnectionInfo`] extension; [`ServerHandle`] closes the server and
 //! reads its live connection counts from anywhere.
+//!
+//! The client, Node's `https.Agent` with `request`/`get` (see [`client`]):
+//!
+//! ```no_run
+//! # async fn run() -> portcullis::Result<()> {
+//! use portcullis::tls::ClientTlsOptions;
+//!
+//! let agent = portcullis::Agent::builder()
+//!     .keep_alive(true)
+//!     .tls(ClientTlsOptions::new().ca(portcullis::tls::load_certificates("ca.pem")?))
+//!     .build();
+//! let res = agent.post("https://api.test/items").json(&serde_json::json!({"n": 1})).send().await?;
+//! println!("{} over {:?}", res.status(), res.tls_info().map(|t| t.version()));
+//! # Ok(()) }
+//! ```
+//!
+//! Certificates (see [`cert`]): a local development CA and leaves signed by it.
+//!
+//! ```no_run
+//! # fn run() -> portcullis::Result<()> {
+//! let ca = portcullis::cert::LocalCa::load_or_create(portcullis::cert::default_dir())?;
+//! let leaf = portcullis::cert::LeafOptions::new(["localhost", "127.0.0.1"]).generate(Some(&ca))?;
+//! std::fs::write("localhost.pem", leaf.chain_pem()).expect("writable");
+//! # Ok(()) }
+//! ```
+//!
+//! The `http` types the API takes and returns are re-exported: [`Method`], [`StatusCode`],
+//! [`HeaderMap`], [`header`], [`Uri`], [`Version`], and the crate itself as [`http`].
 
 #[cfg(feature = "acme")]
 pub mod acme;
@@ -38,5 +66,6 @@ pub mod tls;
 
 pub use client::{Agent, Response};
 pub use error::{Error, Result};
+pub use http::{self, header, HeaderMap, Method, StatusCode, Uri, Version};
 pub use server::{ConnectionInfo, Server, ServerBuilder, ServerHandle, TlsInfo};
 pub use tls::{Identity, Passphrase, PeerCertificate, ServerTlsConfig, TicketKeys};

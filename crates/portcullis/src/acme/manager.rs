@@ -121,7 +121,7 @@ impl AcmeState {
         tokio::spawn(async move {
             tokio::select! {
                 () = state.run(&shared) => {}
-                () = shared.stop_accepting.wait() => {}
+                () = shared.stop_accepting.cancelled() => {}
             }
         });
     }

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 
 /// The key algorithm of a generated certificate. [default: `Ecdsa`]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum KeyKind {
     /// ECDSA on P-256 (`prime256v1`), signed with SHA-256. The default.
     #[default]
@@ -36,6 +37,7 @@ impl fmt::Display for KeyKind {
 /// What to put in a new leaf certificate. Build with [`LeafOptions::new`], adjust the fields,
 /// then call [`LeafOptions::generate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LeafOptions {
     /// DNS names (`localhost`, `*.example.test`) and IP addresses (`127.0.0.1`, `::1`), each
     /// written as a subjectAltName; the first is also the subject's common name.
@@ -48,6 +50,9 @@ pub struct LeafOptions {
     /// Days from now until the certificate expires. [default: 365] It is valid from an hour ago,
     /// to tolerate clocks a little behind.
     pub days: u32,
+    /// Also allow the certificate to authenticate a client (`clientAuth` in its
+    /// extendedKeyUsage, beside `serverAuth`): for mutual TLS. [default: false]
+    pub client_auth: bool,
 }
 
 impl LeafOptions {
@@ -62,6 +67,7 @@ impl LeafOptions {
             self_signed: false,
             key: KeyKind::Ecdsa,
             days: 365,
+            client_auth: false,
         }
     }
 
@@ -132,6 +138,11 @@ impl LeafOptions {
             ],
         };
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        if self.client_auth {
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
         Ok(params)
     }
 }
@@ -226,8 +237,32 @@ mod tests {
         assert!(leaf.chain_pem().ends_with(ca.cert_pem()));
         let cert = parse(&leaf.chain()[0]);
         let ca_cert = parse(&leaf.chain()[1]);
-        assert_eq!(cert.issuer(), ca_cert.subject());
-        cert.verify_signature(Some(ca_cert.public_key())).unwrap();
+        assert_eq!(cert.issuer().as_raw(), ca_cert.subject().as_raw());
+        // The CA's signature (ECDSA P-256), checked with aws-lc-rs.
+        let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+            ca_cert.public_key().subject_public_key.data.to_vec(),
+        );
+        key.verify(cert.tbs_certificate.as_ref(), &cert.signature_value.data)
+            .unwrap();
+        // The leaf's authority key identifier is the CA's subject key identifier.
+        use x509_parser::extensions::ParsedExtension;
+        let aki = cert
+            .iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(a) => {
+                    a.key_identifier.as_ref().map(|k| k.0)
+                }
+                _ => None,
+            });
+        let ski = ca_cert
+            .iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0),
+                _ => None,
+            });
+        assert!(aki.is_some());
+        assert_eq!(aki, ski);
         let sans = cert.subject_alternative_name().unwrap().unwrap();
         assert_eq!(sans.value.general_names.len(), 2);
         crate::Identity::from_pem(leaf.chain_pem().as_bytes(), leaf.key_pem().as_bytes()).unwrap();

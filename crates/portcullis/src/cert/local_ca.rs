@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, KeyPair,
+    KeyUsagePurpose,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -135,10 +136,10 @@ impl LocalCa {
         params: CertificateParams,
         key: &KeyPair,
     ) -> Result<rcgen::Certificate> {
-        // rcgen signs with an issuer `Certificate`; rebuilding ours from its PEM keeps its
-        // subject and key identifier, which is all the leaf takes from it.
-        let issuer = CertificateParams::from_ca_cert_pem(&self.cert_pem)
-            .and_then(|p| p.self_signed(&self.key))
+        // rcgen signs with an issuer `Certificate`; one rebuilt with our CA's subject (as
+        // encoded) and key identifier is all the leaf takes from it.
+        let issuer = issuer_params(&self.cert_der)?
+            .self_signed(&self.key)
             .map_err(gen_error)?;
         params.signed_by(key, &issuer, &self.key).map_err(gen_error)
     }
@@ -178,6 +179,59 @@ fn valid_for_a_week(id: &Identity) -> bool {
     let validity = cert.validity();
     validity.not_before.to_datetime() <= now
         && validity.not_after.to_datetime() > now + Duration::days(7)
+}
+
+/// What a leaf takes from its issuer: the subject name, each attribute in its original string
+/// type (names are compared as encoded), and the subject key identifier for the leaf's
+/// authority key identifier. Read with x509-parser, so that rcgen needs none of its own.
+fn issuer_params(ca: &CertificateDer<'_>) -> Result<CertificateParams> {
+    use x509_parser::der_parser::asn1_rs::Tag;
+    use x509_parser::extensions::ParsedExtension;
+    let unusable =
+        |why: &str| Error::config(format!("the local CA certificate is not usable: {why}"));
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(ca.as_ref()).map_err(|e| unusable(&e.to_string()))?;
+    let mut dn = DistinguishedName::new();
+    for rdn in cert.subject().iter() {
+        let mut attrs = rdn.iter();
+        let (Some(attr), None) = (attrs.next(), attrs.next()) else {
+            return Err(unusable("a multi-valued name attribute"));
+        };
+        let oid: Vec<u64> = attr
+            .attr_type()
+            .iter()
+            .ok_or_else(|| unusable("an attribute type out of range"))?
+            .collect();
+        let data = attr.attr_value().data;
+        let text = || std::str::from_utf8(data).map_err(|_| unusable("a name that is not text"));
+        let bad = |e: rcgen::Error| unusable(&e.to_string());
+        let value = match attr.attr_value().header.tag() {
+            Tag::PrintableString => DnValue::PrintableString(text()?.try_into().map_err(bad)?),
+            Tag::Ia5String => DnValue::Ia5String(text()?.try_into().map_err(bad)?),
+            Tag::T61String => DnValue::TeletexString(text()?.try_into().map_err(bad)?),
+            Tag::Utf8String => DnValue::Utf8String(text()?.to_owned()),
+            Tag::BmpString => {
+                DnValue::BmpString(rcgen::BmpString::from_utf16be(data.to_vec()).map_err(bad)?)
+            }
+            Tag::UniversalString => DnValue::UniversalString(
+                rcgen::UniversalString::from_utf32be(data.to_vec()).map_err(bad)?,
+            ),
+            _ => return Err(unusable("a name attribute of an unknown string type")),
+        };
+        dn.push(DnType::from_oid(&oid), value);
+    }
+    let mut params = ca_params();
+    params.distinguished_name = dn;
+    if let Some(ski) = cert
+        .iter_extensions()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        })
+    {
+        params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(ski);
+    }
+    Ok(params)
 }
 
 fn ca_params() -> CertificateParams {

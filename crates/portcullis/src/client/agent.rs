@@ -20,6 +20,7 @@ use crate::tls::ClientTlsOptions;
 
 /// Which free socket a request takes: Node's `scheduling`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Scheduling {
     /// The most recently used (keeps few sockets warm). Node's default.
     #[default]
@@ -152,9 +153,15 @@ impl AgentBuilder {
     /// Node's `timeout`: how long a free socket may stay idle before it is closed; a
     /// server's `Keep-Alive: timeout=N` shortens it to N−1 s (and N ≤ 1 means "do not pool").
     /// Default: none (the hint is then ignored, as in Node).
-    pub fn timeout(mut self, idle: Duration) -> Self {
+    pub fn free_socket_timeout(mut self, idle: Duration) -> Self {
         self.timeout = Some(idle);
         self
+    }
+
+    /// The former name of [`free_socket_timeout`](Self::free_socket_timeout).
+    #[deprecated(note = "use free_socket_timeout: `timeout` meant three things across the API")]
+    pub fn timeout(self, idle: Duration) -> Self {
+        self.free_socket_timeout(idle)
     }
 
     /// Node's `maxCachedSessions`: TLS sessions kept (one per origin key), oldest evicted
@@ -260,6 +267,21 @@ impl Agent {
     /// A GET with this agent.
     pub fn get(&self, url: &str) -> RequestBuilder {
         self.request(Method::GET, url)
+    }
+
+    /// A POST with this agent; give the body with `body`, `json` or `form`.
+    pub fn post(&self, url: &str) -> RequestBuilder {
+        self.request(Method::POST, url)
+    }
+
+    /// A PUT with this agent.
+    pub fn put(&self, url: &str) -> RequestBuilder {
+        self.request(Method::PUT, url)
+    }
+
+    /// A DELETE with this agent.
+    pub fn delete(&self, url: &str) -> RequestBuilder {
+        self.request(Method::DELETE, url)
     }
 
     /// Sockets open (free and busy) over all origins.
@@ -555,7 +577,7 @@ mod tests {
     fn keep(agent_timeout: Option<u64>, header: Option<&str>) -> (bool, Option<Duration>) {
         let mut b = Agent::builder().keep_alive(true).no_proxy();
         if let Some(t) = agent_timeout {
-            b = b.timeout(Duration::from_millis(t));
+            b = b.free_socket_timeout(Duration::from_millis(t));
         }
         let agent = b.build();
         let mut headers = http::HeaderMap::new();

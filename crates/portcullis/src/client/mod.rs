@@ -32,7 +32,7 @@ pub fn global_agent() -> &'static Agent {
     GLOBAL.get_or_init(|| {
         Agent::builder()
             .keep_alive(true)
-            .timeout(Duration::from_secs(5))
+            .free_socket_timeout(Duration::from_secs(5))
             .build()
     })
 }
@@ -40,6 +40,21 @@ pub fn global_agent() -> &'static Agent {
 /// Node's `https.get(url)`, with the global agent: `get(url).send().await`.
 pub fn get(url: &str) -> RequestBuilder {
     request(Method::GET, url)
+}
+
+/// A POST with the global agent; give the body with `body`, `json` or `form`.
+pub fn post(url: &str) -> RequestBuilder {
+    request(Method::POST, url)
+}
+
+/// A PUT with the global agent.
+pub fn put(url: &str) -> RequestBuilder {
+    request(Method::PUT, url)
+}
+
+/// A DELETE with the global agent.
+pub fn delete(url: &str) -> RequestBuilder {
+    request(Method::DELETE, url)
 }
 
 /// Node's `https.request(options)`, with the global agent; set headers, body, timeout, TLS

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -15,10 +14,23 @@ use http_body_util::{BodyExt, Full, StreamBody};
 
 use super::{Agent, Response};
 use crate::error::{Error, Kind, Result};
-use crate::server::Signal;
 use crate::tls::ClientTlsOptions;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `application/x-www-form-urlencoded` (the WHATWG URL standard's serializer): unreserved bytes
+/// as they are, space as `+`, everything else `%XX`.
+fn form_encode(text: &str, out: &mut String) {
+    for &b in text.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+}
 
 /// A request body: bytes, or a stream of chunks.
 pub struct RequestBody {
@@ -137,22 +149,22 @@ impl AbortController {
 
     /// Aborts every request holding this controller's signal: they fail with `ABORT_ERR`.
     pub fn abort(&self) {
-        self.signal.0.fire();
+        self.signal.0.cancel();
     }
 }
 
 /// Node's `AbortSignal`: given to a request with [`RequestBuilder::signal`].
 #[derive(Debug, Clone, Default)]
-pub struct AbortSignal(Arc<Signal>);
+pub struct AbortSignal(tokio_util::sync::CancellationToken);
 
 impl AbortSignal {
     /// True once aborted.
     pub fn is_aborted(&self) -> bool {
-        self.0.is_fired()
+        self.0.is_cancelled()
     }
 
     pub(crate) async fn aborted(&self) {
-        self.0.wait().await;
+        self.0.cancelled().await;
     }
 }
 
@@ -209,6 +221,51 @@ impl RequestBuilder {
     /// The request body.
     pub fn body(mut self, body: impl Into<RequestBody>) -> Self {
         self.body = Some(body.into());
+        self
+    }
+
+    /// A JSON body: `value` serialized, with `Content-Type: application/json` (unless a
+    /// content type was set).
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => {
+                if !self.headers.contains_key(http::header::CONTENT_TYPE) {
+                    self.headers.insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                }
+                self.body = Some(RequestBody::from(Bytes::from(body)));
+            }
+            Err(e) => {
+                self.error.get_or_insert_with(|| {
+                    Error::config(format!("cannot encode the JSON body: {e}"))
+                });
+            }
+        }
+        self
+    }
+
+    /// A form body (`application/x-www-form-urlencoded`): the pairs, percent-encoded as HTML
+    /// forms encode them (space as `+`).
+    pub fn form<K: AsRef<str>, V: AsRef<str>>(mut self, pairs: &[(K, V)]) -> Self {
+        let mut body = String::new();
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            if i > 0 {
+                body.push('&');
+            }
+            form_encode(k.as_ref(), &mut body);
+            body.push('=');
+            form_encode(v.as_ref(), &mut body);
+        }
+        if !self.headers.contains_key(http::header::CONTENT_TYPE) {
+            self.headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+        }
+        self.body = Some(RequestBody::from(Bytes::from(body)));
         self
     }
 

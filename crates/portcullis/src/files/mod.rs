@@ -58,6 +58,7 @@ pub const SMALL_FILE: u64 = 256 * 1024;
 
 /// How responses may be cached by clients.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum CacheControl {
     /// `no-cache`: keep, but revalidate every time (a 304 is cheap). The default.
     #[default]

@@ -64,6 +64,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Which `Host` the backend sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum HostHeader {
     /// The client's (`Host`, or an HTTP/2 request's `:authority`). The default, as Caddy.
     #[default]

@@ -149,7 +149,7 @@ where
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = shared.stop_accepting.wait() => break,
+            () = shared.stop_accepting.cancelled() => break,
         };
         let (stream, peer_addr) = match accepted {
             Ok(pair) => {
@@ -162,7 +162,7 @@ where
                 let pause = backoff.failed(&e);
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
-                    () = shared.stop_accepting.wait() => break,
+                    () = shared.stop_accepting.cancelled() => break,
                 }
                 continue;
             }
@@ -444,8 +444,11 @@ where
             }
         };
         self.peer_addr = peer;
-        let tls_info =
-            TlsInfo::from_connection(tls.get_ref().1, runtime.tls.client_auth.as_deref());
+        let tls_info = TlsInfo::from_connection(
+            tls.get_ref().1,
+            runtime.tls.client_auth.as_deref(),
+            runtime.tls.client_auth_enforced,
+        );
         let http2 = tls_info.alpn() == Some("h2");
         let info = ConnectionInfo::new(conn.id, self.peer_addr, self.local_addr, Some(tls_info));
         if let Some(hook) = &shared.hooks.on_secure_connection {

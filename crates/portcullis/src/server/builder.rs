@@ -187,9 +187,15 @@ impl ServerBuilder {
     /// a byte written. As in Node, an idle keep-alive connection between requests is governed
     /// by [`keep_alive_timeout`](Self::keep_alive_timeout) instead (unless that is zero).
     /// Default: zero (off).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub fn inactivity_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// The former name of [`inactivity_timeout`](Self::inactivity_timeout).
+    #[deprecated(note = "use inactivity_timeout: `timeout` meant three things across the API")]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.inactivity_timeout(timeout)
     }
 
     /// Node's `handshakeTimeout`, covering the PROXY header, the first bytes and the TLS

@@ -81,14 +81,17 @@ impl ConnectionInfo {
 
 impl TlsInfo {
     /// Reads the negotiated session; with client authentication configured, `client_auth`
-    /// (the strict verifier) gives the verdict on the presented chain.
+    /// (the strict verifier) gives the verdict on the presented chain, unless the handshake
+    /// already enforced it (`enforced`: a chain that got through is authorized).
     pub(crate) fn from_connection(
         conn: &ServerConnection,
         client_auth: Option<&dyn ClientCertVerifier>,
+        enforced: bool,
     ) -> Self {
         let chain: &[CertificateDer<'static>] = conn.peer_certificates().unwrap_or_default();
         let (authorized, refusal) = match client_auth {
             None => (false, None),
+            Some(_) if enforced && !chain.is_empty() => (true, None),
             Some(verifier) => {
                 match crate::tls::judge_client_chain(verifier, chain, UnixTime::now()) {
                     Ok(()) => (true, None),
@@ -104,9 +107,7 @@ impl TlsInfo {
             },
             cipher_suite: conn
                 .negotiated_cipher_suite()
-                .and_then(|s| s.suite().as_str())
-                // rustls spells TLS 1.3 suites `TLS13_…`; IANA's name is `TLS_…`.
-                .map(|name| name.strip_prefix("TLS13_").map_or(name, iana_tls13_name))
+                .map(|s| crate::tls::iana_suite_name(&s))
                 .unwrap_or("unknown"),
             alpn: conn
                 .alpn_protocol()
@@ -175,15 +176,5 @@ impl TlsInfo {
     /// re-issued as v3). `None` when authorized or without client authentication.
     pub fn authorization_reason(&self) -> Option<&str> {
         self.authorization_reason.as_deref()
-    }
-}
-
-fn iana_tls13_name(rest: &str) -> &'static str {
-    match rest {
-        "AES_128_GCM_SHA256" => "TLS_AES_128_GCM_SHA256",
-        "AES_256_GCM_SHA384" => "TLS_AES_256_GCM_SHA384",
-        "CHACHA20_POLY1305_SHA256" => "TLS_CHACHA20_POLY1305_SHA256",
-        "AES_128_CCM_SHA256" => "TLS_AES_128_CCM_SHA256",
-        _ => "unknown",
     }
 }

@@ -31,8 +31,6 @@ pub use builder::ServerBuilder;
 pub use info::{ConnectionInfo, TlsInfo};
 pub use redirect::Redirect;
 pub use registry::ConnectionCounts;
-pub(crate) use registry::Signal;
-pub use service::ResponseBody;
 pub use sniff::PlainHttpResponse;
 
 use crate::error::{Error, Result};
@@ -189,6 +187,57 @@ impl Server {
         accept::run(self.shared.clone(), listener, accept::Mode::Tls, service).await
     }
 
+    /// [`serve`](Self::serve) until `signal` completes (a Ctrl-C, a channel), then Node's
+    /// `close()`: stop accepting, let in-flight requests finish (up to
+    /// [`ServerBuilder::shutdown_timeout`]), and return once every connection is gone.
+    ///
+    /// ```no_run
+    /// # async fn run(server: portcullis::Server) -> portcullis::Result<()> {
+    /// let svc = tower::service_fn(|_req| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi\n")))
+    /// });
+    /// server
+    ///     .serve_with_shutdown("127.0.0.1:8443", svc, async {
+    ///         let _ = tokio::signal::ctrl_c().await;
+    ///     })
+    ///     .await
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Server::serve`].
+    pub async fn serve_with_shutdown<L, S, B, F>(
+        &self,
+        listener: L,
+        service: S,
+        signal: F,
+    ) -> Result<()>
+    where
+        L: IntoListener,
+        S: tower_service::Service<Request<Incoming>, Response = Response<B>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+        F: Future<Output = ()> + Send,
+    {
+        let serving = self.serve(listener, service);
+        tokio::pin!(serving);
+        tokio::select! {
+            result = &mut serving => return result,
+            () = signal => {}
+        }
+        let handle = self.handle();
+        let close = handle.close();
+        tokio::pin!(close);
+        // The accept loop ends with the close; keep driving it until then.
+        let (result, ()) = tokio::join!(serving, close);
+        result
+    }
+
     /// Serves plain HTTP on `listener` with the same service (ESP-IDF's insecure transport):
     /// for trusted networks and tests. Timeouts, limits and the registry apply as on TLS.
     ///
@@ -291,7 +340,7 @@ impl ServerHandle {
     pub async fn close(&self) {
         let shared = &self.shared;
         shared.registry.start_closing();
-        shared.stop_accepting.fire();
+        shared.stop_accepting.cancel();
         match shared.shutdown_timeout {
             Some(deadline) => {
                 if tokio::time::timeout(deadline, shared.registry.wait_empty())

@@ -56,35 +56,8 @@ impl Phase {
     }
 }
 
-/// A one-shot signal that can be awaited after it fired.
-#[derive(Debug, Default)]
-pub(crate) struct Signal {
-    fired: AtomicBool,
-    notify: Notify,
-}
-
-impl Signal {
-    pub(crate) fn fire(&self) {
-        self.fired.store(true, Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-
-    pub(crate) fn is_fired(&self) -> bool {
-        self.fired.load(Ordering::SeqCst)
-    }
-
-    pub(crate) async fn wait(&self) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_fired() {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
+/// Fired once, awaited by many: the server's stop signal and the client's abort.
+pub(crate) type Signal = tokio_util::sync::CancellationToken;
 
 /// One connection's shared state: written by its own task, read by the registry.
 #[derive(Debug)]

@@ -27,6 +27,7 @@ pub(crate) enum FirstBytes {
 
 /// How the TLS port answers a plain-HTTP request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum PlainHttpResponse {
     /// `400 Bad Request` with a short text saying the port speaks HTTPS and naming the https URL.
     #[default]

@@ -25,7 +25,7 @@ pub type CheckServerIdentity = Arc<dyn Fn(&str, &[PeerCertificate]) -> Result<()
 
 /// Which roots verify servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Roots {
+pub(crate) enum Roots {
     /// Mozilla's roots, bundled (webpki-roots), plus any `ca` given. Node's default.
     #[default]
     Bundled,
@@ -128,10 +128,23 @@ impl ClientTlsOptions {
         self
     }
 
-    /// Node's `ciphers`: IANA or OpenSSL names, `:`-separated.
-    pub fn ciphers(mut self, list: impl Into<String>) -> Self {
-        self.ciphers = Some(list.into());
+    /// Node's `ciphers`: the cipher suites by IANA or OpenSSL name, in preference order (each
+    /// item may also be a `:`-separated list), as on the server
+    /// ([`ServerTlsConfigBuilder::cipher_suites`](crate::tls::ServerTlsConfigBuilder::cipher_suites)).
+    pub fn cipher_suites<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let names: Vec<String> = names.into_iter().map(Into::into).collect();
+        self.ciphers = Some(names.join(":"));
         self
+    }
+
+    /// The former name of [`cipher_suites`](Self::cipher_suites), with one `:`-separated list.
+    #[deprecated(note = "use cipher_suites, the name the server builder uses too")]
+    pub fn ciphers(self, list: impl Into<String>) -> Self {
+        self.cipher_suites([list.into()])
     }
 
     /// Node's `checkServerIdentity`: replaces the default host-name check (call
@@ -142,6 +155,14 @@ impl ClientTlsOptions {
     ) -> Self {
         self.check_server_identity = Some(Arc::new(check));
         self
+    }
+
+    /// Checks the host name by RFC 6125 instead of Node's rules: the subjectAltName only (no
+    /// fallback to the subject CN) and a `*` only as the whole first label; see
+    /// [`check_server_identity_rfc6125`]. Node's rules stay the default (see ARCHITECTURE.md,
+    /// "Host-name checks").
+    pub fn rfc6125_host_check(self) -> Self {
+        self.check_server_identity(check_server_identity_rfc6125)
     }
 
     /// Key log lines for this client's connections (Node's agent `'keylog'` event).
@@ -398,6 +419,56 @@ pub fn check_server_identity(host: &str, chain: &[PeerCertificate]) -> Result<()
         )));
     }
     Err(altname_invalid("Cert does not contain a DNS name"))
+}
+
+/// The host-name check of RFC 6125 (and of browsers): an IP literal must be one of the leaf's
+/// `IP Address` SANs; a name must match one of its `DNS` SANs, ignoring ASCII case and one
+/// trailing dot, where `*` may only be the whole first label and stands for exactly one label
+/// (`*.a.com` matches `b.a.com`, not `a.com` nor `c.b.a.com`; `b*.a.com` matches nothing). The
+/// subject CN is never consulted.
+///
+/// # Errors
+/// `ERR_TLS_CERT_ALTNAME_INVALID`; for a certificate that names the host only in its CN, a
+/// message that says so and how to re-issue it.
+pub fn check_server_identity_rfc6125(host: &str, chain: &[PeerCertificate]) -> Result<()> {
+    let Some(leaf) = chain.first() else {
+        return Err(altname_invalid("Cert does not contain a DNS name"));
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_ok() {
+        // IP literals follow the same rule either way.
+        return check_server_identity(host, chain);
+    }
+    let host = bare.strip_suffix('.').unwrap_or(bare);
+    let altnames = leaf.subjectaltname().unwrap_or("");
+    let dns: Vec<String> = split_altnames(altnames)
+        .into_iter()
+        .filter_map(|n| n.strip_prefix("DNS:").map(str::to_owned))
+        .collect();
+    if dns.is_empty() {
+        let cns: Vec<&str> = leaf.subject().get_all("CN").collect();
+        let cn_names_host = cns.iter().any(|cn| host_matches(host, cn));
+        let why = if cn_names_host {
+            format!(
+                "Host: {host}. is named only in the certificate's subject CN, which RFC 6125 \
+                 checks ignore: re-issue it with a subjectAltName (portcullis cert new {host}, or \
+                 openssl req ... -addext subjectAltName=DNS:{host})"
+            )
+        } else {
+            "Cert does not contain a DNS name".to_owned()
+        };
+        return Err(altname_invalid(&why));
+    }
+    let strict = |pattern: &String| {
+        let first = pattern.split('.').next().unwrap_or_default();
+        (!first.contains('*') || first == "*") && host_matches(host, pattern)
+    };
+    if dns.iter().any(strict) {
+        return Ok(());
+    }
+    Err(altname_invalid(&format!(
+        "Host: {host}. is not in the cert's altnames: {altnames}"
+    )))
 }
 
 fn altname_invalid(reason: &str) -> Error {
@@ -748,7 +819,6 @@ mod tests {
         })
     }
 
-    /// The verified cases of Node v20.20.2's `tls.checkServerIdentity` (reference §4.1).
     #[test]
     fn sslkeylogfile_alone_writes_nothing_and_keylog_from_env_opts_in() {
         let dir = tempfile::tempdir().unwrap();
@@ -766,6 +836,40 @@ mod tests {
         assert!(asked.key_log.will_log("CLIENT_RANDOM"));
     }
 
+    #[test]
+    fn the_rfc6125_check_ignores_the_cn_and_partial_wildcards() {
+        let strict = |host: &str, c: &PeerCertificate| {
+            check_server_identity_rfc6125(host, std::slice::from_ref(c)).map_err(|e| {
+                assert_eq!(e.code(), Some("ERR_TLS_CERT_ALTNAME_INVALID"));
+                e.to_string()
+            })
+        };
+        // CN-only: Node accepts it, RFC 6125 does not, and says how to re-issue.
+        let cn_only = cert(&["localhost"], &[]);
+        assert!(check("localhost", &cn_only).is_ok());
+        let err = strict("localhost", &cn_only).unwrap_err();
+        assert!(
+            err.contains("only in the certificate's subject CN"),
+            "{err}"
+        );
+        assert!(err.contains("portcullis cert new localhost"), "{err}");
+        // Partial wildcards: Node's rules match, RFC 6125's do not.
+        let partial = cert(&[], &["DNS:b*.a.com"]);
+        assert!(check("bx.a.com", &partial).is_ok());
+        assert!(strict("bx.a.com", &partial).is_err());
+        // A whole-label wildcard matches one label.
+        let wild = cert(&[], &["DNS:*.a.com"]);
+        assert!(strict("b.a.com", &wild).is_ok());
+        assert!(strict("B.A.COM.", &wild).is_ok());
+        assert!(strict("c.b.a.com", &wild).is_err());
+        assert!(strict("a.com", &wild).is_err());
+        // IP literals: the IP SANs, as Node.
+        let ip = cert(&[], &["IP:127.0.0.1"]);
+        assert!(strict("127.0.0.1", &ip).is_ok());
+        assert!(strict("127.0.0.2", &ip).is_err());
+    }
+
+    /// The verified cases of Node v20.20.2's `tls.checkServerIdentity` (reference §4.1).
     #[test]
     fn check_server_identity_follows_node() {
         let ok = |host: &str, cn: &[&str], sans: &[&str]| {

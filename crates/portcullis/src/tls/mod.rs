@@ -16,7 +16,8 @@ mod tickets;
 mod verify;
 
 pub use client::{
-    check_server_identity, pin_sha256, CheckServerIdentity, ClientTlsOptions, PinSet, Roots,
+    check_server_identity, check_server_identity_rfc6125, pin_sha256, CheckServerIdentity,
+    ClientTlsOptions, PinSet,
 };
 pub use identity::Identity;
 pub use keyfile::load_certificates;

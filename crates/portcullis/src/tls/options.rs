@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 
 /// A TLS protocol version. Only 1.2 and 1.3 are supported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum TlsVersion {
     /// TLS 1.2 (`TLSv1.2`).
     Tls12,
@@ -82,6 +83,7 @@ pub(crate) fn iana_name(suite: &SupportedCipherSuite) -> &'static str {
         Some("TLS13_AES_128_GCM_SHA256") => "TLS_AES_128_GCM_SHA256",
         Some("TLS13_AES_256_GCM_SHA384") => "TLS_AES_256_GCM_SHA384",
         Some("TLS13_CHACHA20_POLY1305_SHA256") => "TLS_CHACHA20_POLY1305_SHA256",
+        Some("TLS13_AES_128_CCM_SHA256") => "TLS_AES_128_CCM_SHA256",
         Some(name) => name,
         None => "unknown",
     }

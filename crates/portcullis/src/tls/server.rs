@@ -41,6 +41,9 @@ pub struct ServerTlsConfig {
     pub(crate) sni: Arc<SniResolver>,
     pub(crate) sni_callback: Option<SniCallback>,
     pub(crate) client_auth: Option<Arc<dyn ClientCertVerifier>>,
+    /// The handshake refuses unverified client chains (`reject_unauthorized`), so one that
+    /// got through needs no second verification.
+    pub(crate) client_auth_enforced: bool,
 }
 
 impl fmt::Debug for ServerTlsConfig {
@@ -438,6 +441,7 @@ impl ServerTlsConfigBuilder {
             explicit_ticket_keys,
             sni,
             sni_callback: self.sni_callback,
+            client_auth_enforced: client_auth.is_some() && self.reject_unauthorized,
             client_auth,
         })
     }

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod api;
 mod badssl;
 mod errors;
 mod interop;

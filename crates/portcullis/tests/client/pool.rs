@@ -180,7 +180,9 @@ async fn sequential_keep_alive_requests_leave_no_timer_task_behind() {
     })
     .join()
     .unwrap();
-    let agent = keep_alive(&pki).timeout(Duration::from_secs(30)).build();
+    let agent = keep_alive(&pki)
+        .free_socket_timeout(Duration::from_secs(30))
+        .build();
     let metrics = tokio::runtime::Handle::current().metrics();
     let before = metrics.num_alive_tasks();
     for _ in 0..2000 {
@@ -198,7 +200,9 @@ async fn sequential_keep_alive_requests_leave_no_timer_task_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_closes_idle_sockets() {
     let (pki, server) = server().await;
-    let agent = keep_alive(&pki).timeout(Duration::from_millis(400)).build();
+    let agent = keep_alive(&pki)
+        .free_socket_timeout(Duration::from_millis(400))
+        .build();
     conn_id(&agent, &server.url("/")).await;
     let freed = std::time::Instant::now();
     assert_eq!(server.open(), 1);

@@ -304,6 +304,27 @@ pub type Body = Full<Bytes>;
 /// (the request's `Connection` header), `x-client-authorized` and `x-client-cn` (mTLS). `/sleep/<ms>` answers
 /// after that long; every response carries `public-key-pins: test`.
 pub async fn info(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if req.uri().path() == "/echo" {
+        // `METHOD content-type\nBODY`.
+        use http_body_util::BodyExt;
+        let head = format!(
+            "{} {}\n",
+            req.method(),
+            req.headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+        );
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let mut out = head.into_bytes();
+        out.extend_from_slice(&body);
+        return Ok(Response::new(Full::new(Bytes::from(out))));
+    }
     let info = req.extensions().get::<ConnectionInfo>().cloned();
     if let Some(ms) = req.uri().path().strip_prefix("/sleep/") {
         let ms: u64 = ms.parse().unwrap_or(0);

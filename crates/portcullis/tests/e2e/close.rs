@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use portcullis::Server;
 use tokio::net::TcpStream;
 
 use crate::support::*;
@@ -224,4 +225,52 @@ async fn close_sends_h2_goaway_and_the_stream_completes() {
     assert!(text.contains("recv GOAWAY frame"), "{text}");
     assert!(text.contains(":status: 200"), "{text}");
     assert!(text.contains("done"), "{text}");
+}
+
+#[tokio::test]
+async fn serve_with_shutdown_closes_gracefully_when_the_signal_fires() {
+    let pki = Pki::new();
+    let server = Server::builder().identity(pki.identity()).build().unwrap();
+    let listener = server.bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr();
+    let (fire, fired) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move {
+            server
+                .serve_with_shutdown(listener, tower::service_fn(slow), async {
+                    let _ = fired.await;
+                })
+                .await
+        }
+    });
+    let srv = Running {
+        addr,
+        handle: server.handle(),
+        server,
+        pki,
+        task: tokio::spawn(async { Ok(()) }),
+    };
+    let mut busy = srv.tls().await;
+    write_all(&mut busy, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(
+        eventually(Duration::from_secs(2), || srv.handle.connections().active
+            == 1)
+        .await
+    );
+    fire.send(()).unwrap();
+    // The request in flight finishes, with Connection: close.
+    let res = read_response(&mut busy).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    assert!(
+        res.to_ascii_lowercase().contains("connection: close"),
+        "{res}"
+    );
+    // Then serve_with_shutdown returns, and nobody is accepted any more.
+    let result = tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("returned after the close");
+    assert!(result.unwrap().is_ok());
+    assert!(srv.handle.is_closing());
+    assert!(TcpStream::connect(addr).await.is_err());
 }

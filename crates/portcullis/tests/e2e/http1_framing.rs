@@ -310,7 +310,7 @@ async fn a_pipelined_partial_request_times_out_from_its_first_byte() {
 #[tokio::test]
 async fn the_inactivity_timeout_waits_for_keep_alive_on_idle_connections() {
     let srv = start_hello(|b| {
-        b.timeout(Duration::from_millis(150))
+        b.inactivity_timeout(Duration::from_millis(150))
             .keep_alive_timeout(Duration::from_millis(800))
             .keep_alive_timeout_buffer(Duration::ZERO)
     })

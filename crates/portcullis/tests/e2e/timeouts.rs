@@ -147,7 +147,7 @@ async fn inactivity_timeout_drops_without_a_byte() {
     let srv = start_hello(|b| {
         b.headers_timeout(Duration::ZERO)
             .request_timeout(Duration::ZERO)
-            .timeout(Duration::from_millis(400))
+            .inactivity_timeout(Duration::from_millis(400))
     })
     .await;
     let mut tls = srv.tls().await;

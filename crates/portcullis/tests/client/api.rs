@@ -1,0 +1,44 @@
+//! The request API: post/put/delete, `.json`, `.form`, and the `http` types re-exported.
+
+use portcullis::{Agent, Method, StatusCode};
+
+use crate::support::*;
+
+async fn echo(req: portcullis::client::RequestBuilder) -> String {
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_put_delete_json_and_form_send_what_they_say() {
+    let pki = Pki::new();
+    let server = TestServer::start("127.0.0.1:0", pki.identity(), |b| b).await;
+    let agent = Agent::builder().no_proxy().tls(pki.trust()).build();
+    let url = server.url("/echo");
+
+    let json = serde_json::json!({"name": "a b", "n": [1, 2]});
+    assert_eq!(
+        echo(agent.post(&url).json(&json)).await,
+        format!(
+            "POST application/json\n{}",
+            serde_json::to_string(&json).unwrap()
+        )
+    );
+    assert_eq!(
+        echo(agent.put(&url).form(&[("q", "a b&c"), ("é", "1")])).await,
+        "PUT application/x-www-form-urlencoded\nq=a+b%26c&%C3%A9=1"
+    );
+    assert_eq!(echo(agent.delete(&url)).await, "DELETE -\n");
+    // A content type given first is kept.
+    assert_eq!(
+        echo(
+            agent
+                .request(Method::POST, &url)
+                .header("content-type", "application/vnd.test+json")
+                .json(&1)
+        )
+        .await,
+        "POST application/vnd.test+json\n1"
+    );
+}
