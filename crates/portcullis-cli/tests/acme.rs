@@ -20,13 +20,27 @@ use support::{Portcullis, BIN};
 
 const NAMES: [&str; 2] = ["a.acme.test", "b.acme.test"];
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, for Pebble's servers (which bind it a moment
+/// later). Taken below the kernel's ephemeral range (32768 and up on Linux), where port 0 binds
+/// and outgoing connections get theirs, so that nothing else picks it in between; the tests of
+/// this file run one at a time (`serial`) so that they do not pick each other's.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering as O};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let offset = NEXT.fetch_add(1, O::Relaxed) % 10_000;
+        let port = start + offset % (32_000 - start);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Held by each test of this file: Pebble's ports are chosen free, then bound by Pebble.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn wait_for_port(port: u16, what: &str, log: &Path) {
@@ -354,6 +368,7 @@ fn issue(challenge: &str, pebble_env: &[(&str, &str)]) -> (Pebble, Portcullis, t
 #[test]
 #[ignore = "needs pebble"]
 fn tls_alpn_01_alone_issues_a_certificate_that_curl_and_get_verify_and_a_restart_reuses() {
+    let _serial = serial();
     let (pebble, server, state) = issue("tls-alpn-01", &[]);
     let log = server.log();
     assert!(log.contains("answered a tls-alpn-01 validation"), "{log}");
@@ -393,7 +408,12 @@ fn tls_alpn_01_alone_issues_a_certificate_that_curl_and_get_verify_and_a_restart
     let orders_before = pebble.log().matches("POST /order-plz").count();
     let server = serve(&pebble, &state.path().join("acme"), state.path(), &[]);
     assert_eq!(served_leaf(server.port(), NAMES[0], &root).unwrap(), first);
-    std::thread::sleep(Duration::from_secs(2));
+    // The manager's decision: the stored certificate is current, renewal later.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("renewal scheduled") {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let log = server.log();
     assert!(log.contains("using the stored certificate"), "{log}");
     assert!(!log.contains("order created"), "{log}");
@@ -406,6 +426,7 @@ fn tls_alpn_01_alone_issues_a_certificate_that_curl_and_get_verify_and_a_restart
 #[test]
 #[ignore = "needs pebble"]
 fn http_01_alone_issues_a_certificate_that_curl_and_get_verify() {
+    let _serial = serial();
     let (_pebble, server, _state) = issue("http-01", &[]);
     let log = server.log();
     assert!(!log.contains("answered a tls-alpn-01 validation"), "{log}");
@@ -429,6 +450,7 @@ fn http_01_alone_issues_a_certificate_that_curl_and_get_verify() {
 #[test]
 #[ignore = "needs pebble"]
 fn renewal_under_keep_alive_load_fails_no_request() {
+    let _serial = serial();
     let mut pebble = Pebble::prepare(&[]);
     let state = tempfile::tempdir().unwrap();
     let server = serve(
@@ -489,8 +511,16 @@ fn renewal_under_keep_alive_load_fails_no_request() {
         Some(&first),
         Duration::from_secs(60),
     );
-    // Some more load on the new certificate.
-    std::thread::sleep(Duration::from_millis(500));
+    // Some more load after the swap.
+    let seen = ok.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ok.load(Ordering::Relaxed) < seen + 100 {
+        assert!(
+            Instant::now() < deadline,
+            "the load stalled after the renewal"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     stop.store(true, Ordering::Relaxed);
     runtime.block_on(async {
         for task in tasks {
@@ -509,6 +539,7 @@ fn renewal_under_keep_alive_load_fails_no_request() {
 #[test]
 #[ignore = "needs pebble"]
 fn with_the_ca_down_the_certificate_stays_and_renewal_completes_when_it_is_back() {
+    let _serial = serial();
     let mut pebble = Pebble::prepare(&[]);
     let state = tempfile::tempdir().unwrap();
     let server = serve(
@@ -559,6 +590,7 @@ fn with_the_ca_down_the_certificate_stays_and_renewal_completes_when_it_is_back(
 #[test]
 #[ignore = "needs pebble"]
 fn rejected_nonces_and_fresh_authorizations_are_survived_by_retries() {
+    let _serial = serial();
     // A third of Pebble's nonces refused, no authorization reuse: requests and orders fail at
     // random; the retries get the certificate anyway.
     let (_pebble, server, _state) = issue(
@@ -576,6 +608,7 @@ fn rejected_nonces_and_fresh_authorizations_are_survived_by_retries() {
 #[test]
 #[ignore = "needs pebble"]
 fn two_processes_sharing_the_directory_order_once_and_both_serve_it() {
+    let _serial = serial();
     // Pebble validates against the first process only, as a load balancer might send it
     // there; whichever process orders, the other answers from the shared directory.
     let mut pebble = Pebble::prepare(&[("PEBBLE_AUTHZREUSE", "0")]);
@@ -611,6 +644,7 @@ fn two_processes_sharing_the_directory_order_once_and_both_serve_it() {
 #[test]
 #[ignore = "needs pebble"]
 fn a_validation_that_cannot_reach_the_server_says_what_to_check() {
+    let _serial = serial();
     // Pebble validates against a port nobody listens on, as when port 443 is firewalled.
     let mut pebble = Pebble::prepare(&[]);
     let state = tempfile::tempdir().unwrap();

@@ -146,6 +146,7 @@ impl AcmeState {
         let mut ari = Ari::default();
         let mut failures = 0u32;
         let mut waiting_logged = false;
+        let mut scheduled: Option<SystemTime> = None;
         if self.current().is_none() {
             tracing::warn!(
                 domains = ?self.config.domains,
@@ -161,6 +162,15 @@ impl AcmeState {
                 None => now,
             };
             if due > now {
+                if scheduled != Some(due) {
+                    // Said once per renewal date: the decision not to order now.
+                    tracing::info!(
+                        domains = ?self.config.domains,
+                        renewal = %fmt_time(due),
+                        "ACME: certificate current; renewal scheduled"
+                    );
+                    scheduled = Some(due);
+                }
                 let wait = due.duration_since(now).unwrap_or_default().min(RECHECK);
                 tokio::time::sleep(wait).await;
                 continue;

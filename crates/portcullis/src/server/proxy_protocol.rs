@@ -11,17 +11,27 @@ const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
 /// The longest v1 line, CRLF included (the spec's bound).
 const V1_MAX: usize = 107;
 
-/// Reads one PROXY header from the stream, consuming exactly its bytes.
+/// The shortest header of either version: v1's `PROXY UNKNOWN\r\n` (v2's is 16 bytes).
+const MIN_HEADER: usize = 15;
+
+/// Reads one PROXY header from the stream, consuming exactly its bytes (the TLS hello that
+/// follows stays unread), with plain reads: the first 15 bytes, which every header has, tell
+/// the version; a v2 header then says its length, and a v1 line is read to its CRLF.
 ///
 /// Returns the source address it carries, or `None` for `UNKNOWN`/`LOCAL` (the connection's own
 /// address then stands). A missing or malformed header is an error.
 pub(crate) async fn read_header(stream: &mut TcpStream) -> io::Result<Option<SocketAddr>> {
-    let mut peeked = [0u8; V1_MAX];
-    let n = peek_at_least(stream, &mut peeked, 16).await?;
-    if peeked[..12] == V2_SIGNATURE[..] {
-        let len = u16::from_be_bytes([peeked[14], peeked[15]]) as usize;
-        let mut header = vec![0u8; 16 + len];
-        stream.read_exact(&mut header).await?;
+    let mut head = [0u8; MIN_HEADER];
+    stream.read_exact(&mut head).await?;
+    if head[..12] == V2_SIGNATURE[..] {
+        let mut last = [0u8; 1];
+        stream.read_exact(&mut last).await?;
+        let len = usize::from(u16::from_be_bytes([head[14], last[0]]));
+        let mut header = Vec::with_capacity(16 + len);
+        header.extend_from_slice(&head);
+        header.push(last[0]);
+        header.resize(16 + len, 0);
+        stream.read_exact(&mut header[16..]).await?;
         let parsed = ppp::v2::Header::try_from(&header[..]).map_err(invalid)?;
         return Ok(match parsed.command {
             ppp::v2::Command::Local => None,
@@ -36,22 +46,20 @@ pub(crate) async fn read_header(stream: &mut TcpStream) -> io::Result<Option<Soc
             },
         });
     }
-    if !peeked.starts_with(b"PROXY ") {
+    if !head.starts_with(b"PROXY ") {
         return Err(invalid("no PROXY protocol header"));
     }
-    // The v1 line may arrive in pieces: peek until its CRLF shows up.
-    let mut n = n;
-    let end = loop {
-        if let Some(pos) = peeked[..n].windows(2).position(|w| w == b"\r\n") {
-            break pos + 2;
-        }
-        if n == V1_MAX {
+    // The rest of the v1 line, a byte at a time so that nothing after its CRLF is read (a
+    // line is at most 107 bytes, and usually arrives whole).
+    let mut line = head.to_vec();
+    while !line.ends_with(b"\r\n") {
+        if line.len() >= V1_MAX {
             return Err(invalid("PROXY v1 line too long"));
         }
-        n = peek_at_least(stream, &mut peeked, n + 1).await?;
-    };
-    let mut line = vec![0u8; end];
-    stream.read_exact(&mut line).await?;
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await?;
+        line.push(byte[0]);
+    }
     let text = std::str::from_utf8(&line).map_err(invalid)?;
     let parsed = ppp::v1::Header::try_from(text).map_err(invalid)?;
     Ok(match parsed.addresses {
@@ -59,21 +67,6 @@ pub(crate) async fn read_header(stream: &mut TcpStream) -> io::Result<Option<Soc
         ppp::v1::Addresses::Tcp6(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
         ppp::v1::Addresses::Unknown => None,
     })
-}
-
-/// Peeks until at least `min` bytes are visible (or the buffer is full).
-async fn peek_at_least(stream: &TcpStream, buf: &mut [u8], min: usize) -> io::Result<usize> {
-    loop {
-        let n = stream.peek(buf).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        if n >= min.min(buf.len()) {
-            return Ok(n);
-        }
-        // More bytes are on their way; wait for the socket to become readable again.
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
 }
 
 fn invalid(e: impl std::fmt::Display) -> io::Error {

@@ -41,6 +41,13 @@ impl Refusal {
         }
     }
 
+    /// The refusal as this crate's error: Node's code, the reason in words, the chain.
+    pub(crate) fn into_error(self, chain: &[CertificateDer<'_>]) -> Error {
+        Error::new(Kind::Tls, self.reason)
+            .with_code(self.code)
+            .with_chain(chain)
+    }
+
     /// The refusal of `chain` as the error a verifier returns to rustls; [`refusal`] reads it
     /// back.
     pub(crate) fn into_rustls(self, chain: &[CertificateDer<'_>]) -> rustls::Error {
@@ -86,15 +93,17 @@ impl Presenter {
 
 /// Runs a client-certificate verifier (mTLS) over a presented chain, leaf first.
 ///
-/// The error is Node's code, as a server with `requestCert: true, rejectUnauthorized: false`
-/// sees it in `tlsSocket.authorizationError`: `"CERT_HAS_EXPIRED"`,
-/// `"DEPTH_ZERO_SELF_SIGNED_CERT"`, … An empty chain is `"UNABLE_TO_GET_ISSUER_CERT"`.
+/// # Errors
+/// [`Error::code`] is Node's code, as a server with `requestCert: true, rejectUnauthorized:
+/// false` sees it in `tlsSocket.authorizationError`: `"CERT_HAS_EXPIRED"`,
+/// `"DEPTH_ZERO_SELF_SIGNED_CERT"`, … (an empty chain is `"UNABLE_TO_GET_ISSUER_CERT"`); the
+/// message says what is wrong and how to fix it; [`Error::peer_certificates`] is the chain.
 pub fn verify_client_chain(
     verifier: &dyn ClientCertVerifier,
     chain: &[CertificateDer<'static>],
     now: UnixTime,
-) -> Result<(), &'static str> {
-    judge_client_chain(verifier, chain, now).map_err(|r| r.code)
+) -> crate::Result<()> {
+    judge_client_chain(verifier, chain, now).map_err(|r| r.into_error(chain))
 }
 
 /// [`verify_client_chain`] with the reason in words.
@@ -117,22 +126,25 @@ pub(crate) fn judge_client_chain(
 
 /// Runs a server-certificate verifier over a presented chain, leaf first, for `server_name`.
 ///
-/// The error is Node's code as a client reports it (`err.code`): `"CERT_HAS_EXPIRED"`,
-/// `"SELF_SIGNED_CERT_IN_CHAIN"`, `"ERR_TLS_CERT_ALTNAME_INVALID"`, … An empty chain is
-/// `"UNABLE_TO_GET_ISSUER_CERT"`.
+/// # Errors
+/// [`Error::code`] is Node's code as a client reports it (`err.code`): `"CERT_HAS_EXPIRED"`,
+/// `"SELF_SIGNED_CERT_IN_CHAIN"`, `"ERR_TLS_CERT_ALTNAME_INVALID"`, … (an empty chain is
+/// `"UNABLE_TO_GET_ISSUER_CERT"`), with the reason in words and the chain.
 pub fn verify_server_chain(
     verifier: &dyn ServerCertVerifier,
     chain: &[CertificateDer<'static>],
     server_name: &ServerName<'_>,
     now: UnixTime,
-) -> Result<(), &'static str> {
+) -> crate::Result<()> {
     let Some((end_entity, intermediates)) = chain.split_first() else {
-        return Err(NO_PEER_CERTIFICATE);
+        return Err(
+            Refusal::new(NO_PEER_CERTIFICATE, "the server sent no certificate").into_error(chain),
+        );
     };
     verifier
         .verify_server_cert(end_entity, intermediates, server_name, &[], now)
         .map(|_| ())
-        .map_err(|e| refusal(&e, chain, Presenter::Server).code)
+        .map_err(|e| refusal(&e, chain, Presenter::Server).into_error(chain))
 }
 
 /// OpenSSL's rule for a certificate given as a trust anchor and then presented as the peer's own
@@ -631,6 +643,7 @@ mod tests {
         chain: &[CertificateDer<'static>],
     ) -> Result<(), &'static str> {
         verify_client_chain(verifier.as_ref(), chain, UnixTime::now())
+            .map_err(|e| e.code().expect("a verification error has Node's code"))
     }
 
     fn server(
@@ -640,6 +653,7 @@ mod tests {
     ) -> Result<(), &'static str> {
         let name = ServerName::try_from(name.to_owned()).unwrap();
         verify_server_chain(verifier, chain, &name, UnixTime::now())
+            .map_err(|e| e.code().expect("a verification error has Node's code"))
     }
 
     #[test]

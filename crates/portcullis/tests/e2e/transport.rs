@@ -128,9 +128,20 @@ async fn insecure_listener_serves_the_same_service() {
 }
 
 async fn proxied_peer(srv: &Running, header: &[u8]) -> String {
+    proxied_peer_in_pieces(srv, &[header]).await
+}
+
+/// As `proxied_peer`, the header written in pieces with a pause between them.
+async fn proxied_peer_in_pieces(srv: &Running, pieces: &[&[u8]]) -> String {
     let tcp = {
         let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
-        tcp.write_all(header).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            tcp.write_all(piece).await.unwrap();
+        }
         tcp
     };
     let connector = tokio_rustls::TlsConnector::from(srv.pki.client_config(&[b"http/1.1"]));
@@ -165,6 +176,21 @@ async fn proxy_protocol_v1_and_v2_set_the_peer_address() {
     v2.extend_from_slice(&7777u16.to_be_bytes());
     v2.extend_from_slice(&443u16.to_be_bytes());
     assert_eq!(proxied_peer(&srv, &v2).await, "198.51.100.9:7777");
+
+    // The shortest header: the connection's own address stands.
+    let own = proxied_peer(&srv, b"PROXY UNKNOWN\r\n").await;
+    assert!(own.starts_with("127.0.0.1:"), "{own}");
+    // Headers that arrive in pieces (each piece sent after a pause).
+    let pieces: [&[u8]; 3] = [b"PROXY TCP4 203.0", b".113.8 192.0.2.1 ", b"5000 443\r\n"];
+    assert_eq!(
+        proxied_peer_in_pieces(&srv, &pieces).await,
+        "203.0.113.8:5000"
+    );
+    let (a, b) = v2.split_at(14);
+    assert_eq!(
+        proxied_peer_in_pieces(&srv, &[a, b]).await,
+        "198.51.100.9:7777"
+    );
 
     // Without a header the connection is refused.
     let tcp = TcpStream::connect(srv.addr).await.unwrap();
