@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
-use portcullis::client::ClientTlsInfo;
+use portcullis::tls::TlsInfo;
 use portcullis::PeerCertificate;
 
 /// Where the body (and `-i` heads) go; the file is created at the first write.
@@ -103,7 +103,7 @@ pub fn connection(
     uri: &Uri,
     remote: std::net::SocketAddr,
     reused: bool,
-    tls: Option<&ClientTlsInfo>,
+    tls: Option<&TlsInfo>,
     anchors: &[PeerCertificate],
 ) {
     let host = uri.host().unwrap_or("");

@@ -14,15 +14,16 @@ use http_body_util::Empty;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::client::{ClientSessionMemoryCache, Resumption};
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::proxy::Proxy;
-use super::{ClientTlsInfo, RequestBody};
+use super::RequestBody;
 use crate::error::{Error, Kind, Result};
 use crate::tls::failure::{self, Side};
 use crate::tls::verifier_error;
+use crate::tls::TlsInfo;
 
 /// Where a request goes.
 #[derive(Debug, Clone)]
@@ -38,8 +39,7 @@ pub(crate) struct Target {
 pub(crate) struct TlsSetup {
     pub(crate) config: Arc<rustls::ClientConfig>,
     #[allow(clippy::type_complexity)]
-    pub(crate) authorize:
-        Option<Arc<dyn Fn(&[CertificateDer<'_>], &ServerName<'_>) -> Option<String> + Send + Sync>>,
+    pub(crate) authorize: Option<crate::tls::Authorize>,
 }
 
 /// What the agent fixes for every connection it makes.
@@ -65,7 +65,7 @@ pub(crate) enum Sender {
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) sender: Sender,
-    pub(crate) tls: Option<Arc<ClientTlsInfo>>,
+    pub(crate) tls: Option<Arc<TlsInfo>>,
     pub(crate) peer: SocketAddr,
     pub(crate) ended: Arc<Ended>,
 }
@@ -220,12 +220,14 @@ pub(crate) async fn connect(
             tls_error(e)
         })?;
     let conn = tls.get_ref().1;
-    let mut info = ClientTlsInfo::from_connection(conn);
-    if let Some(authorize) = &setup.authorize {
-        let chain = conn.peer_certificates().unwrap_or_default();
-        info.authorization_error = authorize(chain, &checked_name);
-    }
-    let h2 = info.alpn.as_deref() == Some("h2");
+    let mut info = TlsInfo::from_state(conn, sni.then(|| check_name.clone()));
+    // With verification on, the handshake itself authorized the server.
+    let refusal = setup
+        .authorize
+        .as_ref()
+        .and_then(|authorize| authorize(info.peer_chain(), &checked_name));
+    info.set_authorization(refusal.as_ref().map(|(c, r)| (c.as_str(), r.as_str())));
+    let h2 = info.alpn() == Some("h2");
     handshake_http(Box::new(tls), Some(Arc::new(info)), peer, h2).await
 }
 
@@ -252,7 +254,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
 async fn handshake_http(
     io: Box<dyn Io>,
-    tls: Option<Arc<ClientTlsInfo>>,
+    tls: Option<Arc<TlsInfo>>,
     peer: SocketAddr,
     h2: bool,
 ) -> Result<Conn> {
@@ -504,32 +506,4 @@ async fn proxy_tunnel(
     hyper::upgrade::on(res)
         .await
         .map_err(|e| Error::new(Kind::Connect, "proxy tunnel failed").with_source(e))
-}
-
-impl ClientTlsInfo {
-    fn from_connection(conn: &rustls::ClientConnection) -> Self {
-        Self {
-            version: match conn.protocol_version() {
-                Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-                _ => "unknown",
-            },
-            cipher_suite: conn
-                .negotiated_cipher_suite()
-                .map(|s| crate::tls::iana_suite_name(&s))
-                .unwrap_or("unknown"),
-            alpn: conn
-                .alpn_protocol()
-                .map(|p| String::from_utf8_lossy(p).into_owned()),
-            resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
-            authorization_error: None,
-            peer_chain: conn
-                .peer_certificates()
-                .unwrap_or_default()
-                .iter()
-                .map(|c| c.clone().into_owned())
-                .collect(),
-            peer_certificates: std::sync::OnceLock::new(),
-        }
-    }
 }

@@ -24,7 +24,9 @@ use http::Method;
 pub use agent::{Agent, AgentBuilder, Scheduling};
 pub use proxy::Proxy;
 pub use request::{AbortController, AbortSignal, RequestBody, RequestBuilder};
-pub use response::{ClientTlsInfo, Response, ResponseBody, DEFAULT_BODY_LIMIT};
+#[allow(deprecated)]
+pub use response::ClientTlsInfo;
+pub use response::{Response, ResponseBody, DEFAULT_BODY_LIMIT};
 
 /// Node's `https.globalAgent` (v19+): keep-alive, LIFO, free sockets closed after 5 s.
 pub fn global_agent() -> &'static Agent {

@@ -13,69 +13,14 @@ use hyper::body::Incoming;
 
 use super::pool::Lease;
 use crate::error::{Error, Kind, Result};
-use crate::tls::PeerCertificate;
+use crate::tls::TlsInfo;
 
 /// The most [`Response::bytes`] (and `text`, `json`) reads unless told otherwise: 64 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
-/// The TLS session a response came over: `tls_info()` on a response.
-#[derive(Debug, Clone)]
-pub struct ClientTlsInfo {
-    pub(crate) version: &'static str,
-    pub(crate) cipher_suite: &'static str,
-    pub(crate) alpn: Option<String>,
-    pub(crate) resumed: bool,
-    /// The chain as sent; parsed into `peer_certificates` when first asked for.
-    pub(crate) peer_chain: Vec<rustls_pki_types::CertificateDer<'static>>,
-    pub(crate) peer_certificates: std::sync::OnceLock<Vec<PeerCertificate>>,
-    pub(crate) authorization_error: Option<String>,
-}
-
-impl ClientTlsInfo {
-    /// `"TLSv1.3"` or `"TLSv1.2"`.
-    pub fn version(&self) -> &'static str {
-        self.version
-    }
-
-    /// The IANA name of the cipher suite.
-    pub fn cipher_suite(&self) -> &'static str {
-        self.cipher_suite
-    }
-
-    /// The ALPN protocol agreed, if any.
-    pub fn alpn(&self) -> Option<&str> {
-        self.alpn.as_deref()
-    }
-
-    /// Node's `socket.authorized`: true unless verification was off
-    /// ([`danger::reject_unauthorized`](crate::tls::danger::reject_unauthorized)) and the
-    /// server would have been refused.
-    pub fn is_authorized(&self) -> bool {
-        self.authorization_error.is_none()
-    }
-
-    /// Node's `socket.authorizationError`: why the server would have been refused, as Node's
-    /// code (`"DEPTH_ZERO_SELF_SIGNED_CERT"`, `"ERR_TLS_CERT_ALTNAME_INVALID"`, …), when
-    /// verification was off. `None` when authorized.
-    pub fn authorization_error(&self) -> Option<&str> {
-        self.authorization_error.as_deref()
-    }
-
-    /// Node's `isSessionReused()`.
-    pub fn is_resumed(&self) -> bool {
-        self.resumed
-    }
-
-    /// The server's whole chain as sent, leaf first (Node's `getPeerCertificate(true)` walk).
-    pub fn peer_certificates(&self) -> &[PeerCertificate] {
-        self.peer_certificates.get_or_init(|| {
-            self.peer_chain
-                .iter()
-                .filter_map(|c| PeerCertificate::from_der(c).ok())
-                .collect()
-        })
-    }
-}
+/// The former name of the TLS session type: client and server now share [`TlsInfo`].
+#[deprecated(note = "use portcullis::tls::TlsInfo, the type the server uses too")]
+pub type ClientTlsInfo = TlsInfo;
 
 /// A response. The body streams; [`bytes`](Self::bytes), [`text`](Self::text) and
 /// [`json`](Self::json) read it whole, up to a limit.
@@ -84,7 +29,7 @@ pub struct Response {
     pub(crate) version: Version,
     pub(crate) headers: HeaderMap,
     pub(crate) body: ResponseBody,
-    pub(crate) tls: Option<Arc<ClientTlsInfo>>,
+    pub(crate) tls: Option<Arc<TlsInfo>>,
     pub(crate) reused_socket: bool,
     pub(crate) remote_addr: std::net::SocketAddr,
     pub(crate) limit: usize,
@@ -117,7 +62,7 @@ impl Response {
     }
 
     /// The TLS session; `None` for plain `http://`.
-    pub fn tls_info(&self) -> Option<&ClientTlsInfo> {
+    pub fn tls_info(&self) -> Option<&TlsInfo> {
         self.tls.as_deref()
     }
 

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::LazyConfigAcceptor;
 
-use super::info::{ConnectionInfo, TlsInfo};
+use super::info::{server_tls_info, ConnectionInfo};
 use super::registry::{ConnGuard, ConnShared, Phase, Refused, Registry, Signal};
 use super::service::{BoxError, ConnService, ServiceOptions};
 use super::sniff::{self, BadHello, FirstBytes, PlainHttpResponse};
@@ -444,7 +444,7 @@ where
             }
         };
         self.peer_addr = peer;
-        let tls_info = TlsInfo::from_connection(
+        let tls_info = server_tls_info(
             tls.get_ref().1,
             runtime.tls.client_auth.as_deref(),
             runtime.tls.client_auth_enforced,

@@ -311,7 +311,7 @@ impl ClientTlsOptions {
 /// Tells, for a connection made with verification off (`rejectUnauthorized: false`), why the
 /// server's chain would have been refused for a name: Node's `authorizationError`.
 pub(crate) type Authorize =
-    Arc<dyn Fn(&[CertificateDer<'_>], &ServerName<'_>) -> Option<String> + Send + Sync>;
+    Arc<dyn Fn(&[CertificateDer<'_>], &ServerName<'_>) -> Option<(String, String)> + Send + Sync>;
 
 /// The checks a verifying client would have run.
 #[derive(Debug)]
@@ -319,22 +319,28 @@ struct Authorizer(NodeVerifier);
 
 impl Authorizer {
     /// Why the server's chain would have been refused for `server_name`: Node's code (or the
-    /// message of an error without one), or `None` when it passes.
+    /// message of an error without one) and the reason in words, or `None` when it passes.
     fn authorization_error(
         &self,
         chain: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
-    ) -> Option<String> {
+    ) -> Option<(String, String)> {
         let Some((leaf, intermediates)) = chain.split_first() else {
-            return Some("UNABLE_TO_GET_ISSUER_CERT".to_owned());
+            return Some((
+                "UNABLE_TO_GET_ISSUER_CERT".to_owned(),
+                "the server sent no certificate".to_owned(),
+            ));
         };
         let refused = self
             .0
             .verify_server_cert(leaf, intermediates, server_name, &[], UnixTime::now())
             .err()?;
         Some(match verifier_error(&refused) {
-            Some(ours) => ours.code().map_or_else(|| ours.to_string(), str::to_owned),
-            None => refused.to_string(),
+            Some(ours) => (
+                ours.code().map_or_else(|| ours.to_string(), str::to_owned),
+                ours.to_string(),
+            ),
+            None => (refused.to_string(), refused.to_string()),
         })
     }
 }

@@ -12,9 +12,11 @@ mod options;
 mod passphrase;
 mod peer;
 mod server;
+mod session;
 mod tickets;
 mod verify;
 
+pub(crate) use client::Authorize;
 pub use client::{
     check_server_identity, check_server_identity_rfc6125, pin_sha256, CheckServerIdentity,
     ClientTlsOptions, PinSet,
@@ -28,6 +30,7 @@ pub use passphrase::Passphrase;
 pub use peer::{DistinguishedName, PeerCertificate};
 pub(crate) use server::FixedIdentity;
 pub use server::{load_crls, ServerTlsConfig, ServerTlsConfigBuilder, SniFuture};
+pub use session::TlsInfo;
 pub use tickets::TicketKeys;
 pub(crate) use verify::{judge_client_chain, verifier_error};
 pub use verify::{verify_client_chain, verify_server_chain};

@@ -42,3 +42,30 @@ async fn post_put_delete_json_and_form_send_what_they_say() {
         "POST application/vnd.test+json\n1"
     );
 }
+
+/// The client and the server read one session type: `portcullis::tls::TlsInfo`.
+fn summary(tls: &portcullis::tls::TlsInfo) -> (String, String, Option<String>) {
+    (
+        tls.version().to_owned(),
+        tls.cipher_suite().to_owned(),
+        tls.server_name().map(str::to_owned),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_and_server_see_the_same_session_through_one_type() {
+    let pki = Pki::new();
+    let server = TestServer::start("127.0.0.1:0", pki.identity(), |b| b).await;
+    let agent = Agent::builder()
+        .no_proxy()
+        .tls(pki.trust().servername("localhost"))
+        .build();
+    let res = agent.get(&server.url("/")).send().await.unwrap();
+    let (version, suite, sni) = summary(res.tls_info().expect("a TLS response"));
+    // What the server's TlsInfo said, in the test server's headers.
+    assert_eq!(res.headers()["x-tls-version"], version.as_str());
+    assert_eq!(res.headers()["x-tls-sni"], "localhost");
+    assert_eq!(sni.as_deref(), Some("localhost"));
+    assert!(suite.starts_with("TLS_"), "{suite}");
+    assert!(res.tls_info().unwrap().is_authorized());
+}
