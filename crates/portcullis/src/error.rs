@@ -78,6 +78,7 @@ impl Error {
     }
 
     /// A copy without the source chain (sources are not `Clone`).
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
     pub(crate) fn duplicate(&self) -> Self {
         Self {
             inner: Box::new(Inner {
@@ -145,7 +146,7 @@ impl Error {
         self.inner.kind == Kind::Connect
     }
 
-    /// True when the request was cancelled through its [`AbortSignal`](crate::client::AbortSignal).
+    /// True when the request was cancelled through its `AbortSignal` (the client's).
     pub fn is_aborted(&self) -> bool {
         self.inner.kind == Kind::Aborted
     }

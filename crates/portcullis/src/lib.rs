@@ -54,7 +54,9 @@
 
 #[cfg(feature = "acme")]
 pub mod acme;
+#[cfg(feature = "cert")]
 pub mod cert;
+#[cfg(feature = "client")]
 pub mod client;
 mod error;
 #[cfg(feature = "files")]
@@ -64,6 +66,7 @@ pub mod proxy;
 pub mod server;
 pub mod tls;
 
+#[cfg(feature = "client")]
 pub use client::{Agent, Response};
 pub use error::{Error, Result};
 pub use http::{self, header, HeaderMap, Method, StatusCode, Uri, Version};

@@ -222,7 +222,33 @@ impl AgentBuilder {
         self
     }
 
-    /// Builds the agent.
+    /// Builds the agent, checking its TLS options now: an unusable CA certificate or client
+    /// identity, an unknown cipher suite or an impossible version range is reported here
+    /// instead of at the first request. The TLS configuration is built on the spot (the system
+    /// store read, when asked for) and kept for the requests to come.
+    ///
+    /// # Errors
+    /// The configuration error the first request would otherwise fail with.
+    pub fn try_build(self) -> Result<Agent> {
+        let agent = self.build();
+        let (config, authorize) = agent.inner.tls.build()?;
+        let setup = TlsSetup {
+            config: Arc::new(config),
+            authorize,
+        };
+        let mut cache = agent
+            .inner
+            .configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cache.order.push_back(agent.inner.tls_key.clone());
+        cache.map.insert(agent.inner.tls_key.clone(), setup);
+        drop(cache);
+        Ok(agent)
+    }
+
+    /// Builds the agent. Its TLS options are checked when the first HTTPS request needs them
+    /// (see [`try_build`](Self::try_build) to check them now).
     pub fn build(self) -> Agent {
         let limits = Limits {
             max_sockets: self.max_sockets,

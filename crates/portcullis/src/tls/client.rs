@@ -1,6 +1,8 @@
 //! The client's TLS options: trust (Mozilla's bundled roots, the OS store, extra or replacing
 //! CAs, CRLs), client identity, versions and suites, and the server identity check
 //! (Node's `checkServerIdentity`) with certificate/public-key pinning.
+// Without the `client` feature only the options type is public; the rest serves the agent.
+#![cfg_attr(not(feature = "client"), allow(dead_code))]
 
 use std::fmt;
 use std::sync::Arc;

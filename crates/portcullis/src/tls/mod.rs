@@ -16,6 +16,7 @@ mod session;
 mod tickets;
 mod verify;
 
+#[cfg(feature = "client")]
 pub(crate) use client::Authorize;
 pub use client::{
     check_server_identity, check_server_identity_rfc6125, pin_sha256, CheckServerIdentity,

@@ -49,8 +49,10 @@ struct Inner {
     fingerprint512: OnceLock<String>,
     public_key: Vec<u8>,
     pin_sha256: OnceLock<String>,
-    /// The raw subject and issuer names, for chain building.
+    /// The raw subject and issuer names, for chain building (the client's).
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
     raw_subject: Vec<u8>,
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
     raw_issuer: Vec<u8>,
     key: KeyDetails,
     ext_key_usage: Vec<String>,
@@ -195,6 +197,7 @@ impl PeerCertificate {
     }
 
     /// The raw DER subject and issuer names (self-issued when equal).
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
     pub(crate) fn raw_names(&self) -> (&[u8], &[u8]) {
         (&self.0.raw_subject, &self.0.raw_issuer)
     }

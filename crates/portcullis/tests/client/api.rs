@@ -69,3 +69,23 @@ async fn client_and_server_see_the_same_session_through_one_type() {
     assert!(suite.starts_with("TLS_"), "{suite}");
     assert!(res.tls_info().unwrap().is_authorized());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_build_reports_a_tls_configuration_error_before_any_request() {
+    let bad_suite = portcullis::tls::ClientTlsOptions::new().cipher_suites(["NO_SUCH_SUITE"]);
+    let err = Agent::builder().tls(bad_suite).try_build().unwrap_err();
+    assert!(err.is_config(), "{err:?}");
+    assert!(err.to_string().contains("NO_SUCH_SUITE"), "{err}");
+    // A good configuration is built once, for every request after.
+    let pki = Pki::new();
+    let server = TestServer::start("127.0.0.1:0", pki.identity(), |b| b).await;
+    let agent = Agent::builder()
+        .no_proxy()
+        .tls(pki.trust())
+        .try_build()
+        .unwrap();
+    assert_eq!(agent.cached_configs(), 1);
+    let res = agent.get(&server.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(agent.cached_configs(), 1);
+}
