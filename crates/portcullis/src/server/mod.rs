@@ -7,6 +7,7 @@
 
 pub(crate) mod accept;
 mod builder;
+mod idle;
 mod info;
 mod proxy_protocol;
 mod redirect;

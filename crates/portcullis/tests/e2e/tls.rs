@@ -465,6 +465,8 @@ async fn no_tickets_and_no_cache_means_no_resumption() {
         "",
     )
     .await;
+    // Handshakes happened (the first and the reconnections), and none resumed.
+    assert!(out.matches("New, TLSv1.2").count() >= 2, "{out}");
     assert!(!out.contains("Reused,"), "{out}");
 }
 
