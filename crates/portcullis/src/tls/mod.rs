@@ -5,6 +5,7 @@
 mod client;
 pub mod danger;
 pub(crate) mod failure;
+pub(crate) mod host_check;
 mod identity;
 pub(crate) mod keyfile;
 mod keylog;
@@ -18,10 +19,8 @@ mod verify;
 
 #[cfg(feature = "client")]
 pub(crate) use client::Authorize;
-pub use client::{
-    check_server_identity, check_server_identity_rfc6125, pin_sha256, CheckServerIdentity,
-    ClientTlsOptions, PinSet,
-};
+pub use client::{CheckServerIdentity, ClientTlsOptions};
+pub use host_check::{check_server_identity, check_server_identity_rfc6125, pin_sha256, PinSet};
 pub use identity::Identity;
 pub use keyfile::load_certificates;
 pub use keylog::KeyLog;
