@@ -6,7 +6,9 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
@@ -179,7 +181,7 @@ where
                     graceful(c.as_mut());
                 } else if let Some(check) = check.as_mut() {
                     let next = if idle { since + release_after } else { now + release_after };
-                    check.as_mut().reset(next.max(now + Duration::from_millis(10)).into());
+                    check.as_mut().reset(next.max(now + Duration::from_millis(10)));
                 }
             }
         }

@@ -20,7 +20,9 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -124,7 +126,7 @@ impl<T> TimedIo<T> {
         let now = Instant::now();
         Self {
             inner,
-            sleep: Box::pin(tokio::time::sleep_until(now.into())),
+            sleep: Box::pin(tokio::time::sleep_until(now)),
             armed: None,
             conn,
             timeouts,
@@ -223,7 +225,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TimedIo<T> {
         if Instant::now() >= at {
             return Poll::Ready(expiry);
         }
-        self.sleep.as_mut().reset(at.into());
+        self.sleep.as_mut().reset(at);
         self.armed = Some(at);
         match self.sleep.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(expiry),
@@ -408,5 +410,59 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         let result = ready!(Pin::new(&mut this.inner).poll_shutdown(cx));
         this.finished = true;
         Poll::Ready(result)
+    }
+}
+
+#[cfg(test)]
+mod paused_tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::server::registry::{Phase, Registry};
+
+    /// The server's timers run on tokio's clock, so timeout tests can run under paused time:
+    /// a 60 s headers timeout is checked here in milliseconds of real time.
+    #[tokio::test(start_paused = true)]
+    async fn a_head_that_never_completes_gets_408_at_the_headers_timeout_in_virtual_time() {
+        let registry = Arc::new(Registry::new(0, false));
+        let guard = registry.admit().unwrap();
+        guard.conn.set_phase(Phase::Head);
+        let (mut client, server) = tokio::io::duplex(4096);
+        let timeouts = Timeouts {
+            headers: Duration::from_secs(60),
+            request: Duration::from_secs(300),
+            keep_alive: Duration::from_secs(5),
+            keep_alive_buffer: Duration::from_secs(1),
+            inactivity: Duration::ZERO,
+        };
+        let mut io = TimedIo::new(server, guard.conn.clone(), timeouts, false, |_| {});
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let real = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        // The partial head is read; then nothing more arrives.
+        let n = io.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        let _ = io.read(&mut buf).await;
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(60) && waited < Duration::from_secs(61),
+            "{waited:?}"
+        );
+        assert!(
+            real.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            real.elapsed()
+        );
+        drop(io);
+        let mut answer = Vec::new();
+        let _ = client.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
     }
 }
