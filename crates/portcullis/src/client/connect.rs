@@ -395,8 +395,7 @@ pub(crate) fn connection_tls_error(e: &(dyn std::error::Error + 'static)) -> Opt
 #[derive(Debug, Default)]
 pub(crate) struct Ended {
     error: std::sync::OnceLock<Error>,
-    done: std::sync::atomic::AtomicBool,
-    notify: tokio::sync::Notify,
+    done: tokio_util::sync::CancellationToken,
 }
 
 impl Ended {
@@ -404,24 +403,12 @@ impl Ended {
         if let Some(error) = error {
             let _ = self.error.set(error);
         }
-        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.notify.notify_waiters();
+        self.done.cancel();
     }
 
     /// The TLS error that ended the connection, waiting up to `wait` for the driver to stop.
     pub(crate) async fn tls_error(&self, wait: Duration) -> Option<Error> {
-        let finished = async {
-            loop {
-                let notified = self.notify.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if self.done.load(std::sync::atomic::Ordering::SeqCst) {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        let _ = tokio::time::timeout(wait, finished).await;
+        let _ = tokio::time::timeout(wait, self.done.cancelled()).await;
         self.error.get().map(Error::duplicate)
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 /// Live connection counts, as [`ServerHandle::connections`](super::ServerHandle::connections) gives them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -75,9 +75,9 @@ pub(crate) struct ConnShared {
     /// The current response's head has been produced.
     response_started: AtomicBool,
     /// Finish in-flight work, then close (HTTP/1.1 `Connection: close`, h2 GOAWAY).
-    pub(crate) graceful: AtomicBool,
+    graceful: Signal,
     /// Drop the connection now.
-    pub(crate) kill: AtomicBool,
+    kill: Signal,
     /// Every byte written has been flushed (hyper flushes its stream only once its own write
     /// buffer is empty), so hyper's connection state can be released without losing output.
     flushed: AtomicBool,
@@ -91,9 +91,6 @@ pub(crate) struct ConnShared {
     /// The connection ends in an error the peer may still be sending into (a refused handshake,
     /// a TLS error, a 408): its socket lingers on close (see `server/socket.rs`).
     linger: AtomicBool,
-    /// Wakes the connection's task when either flag is set: one waiter per connection, so
-    /// each wake of the task polls one future, not two.
-    control: Notify,
     epoch: Instant,
 }
 
@@ -127,34 +124,31 @@ impl ConnShared {
 
     /// Asks the connection to finish gracefully.
     pub(crate) fn fire_graceful(&self) {
-        self.graceful.store(true, Ordering::SeqCst);
-        self.control.notify_waiters();
+        self.graceful.cancel();
     }
 
     /// Asks the connection to drop now.
     pub(crate) fn fire_kill(&self) {
-        self.kill.store(true, Ordering::SeqCst);
-        self.control.notify_waiters();
+        self.kill.cancel();
     }
 
     pub(crate) fn is_graceful(&self) -> bool {
-        self.graceful.load(Ordering::SeqCst)
+        self.graceful.is_cancelled()
     }
 
     pub(crate) fn is_killed(&self) -> bool {
-        self.kill.load(Ordering::SeqCst)
+        self.kill.is_cancelled()
     }
 
     /// Resolves when `graceful` (unless `seen_graceful`) or `kill` is set.
     pub(crate) async fn control_changed(&self, seen_graceful: bool) {
-        loop {
-            let notified = self.control.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_killed() || (!seen_graceful && self.is_graceful()) {
-                return;
-            }
-            notified.await;
+        if seen_graceful {
+            return self.kill.cancelled().await;
+        }
+        tokio::select! {
+            biased;
+            () = self.kill.cancelled() => {}
+            () = self.graceful.cancelled() => {}
         }
     }
 
@@ -216,7 +210,8 @@ pub(crate) struct Registry {
     conns: Mutex<HashMap<u64, Arc<ConnShared>>>,
     next_id: AtomicU64,
     closing: AtomicBool,
-    emptied: Notify,
+    /// How many connections are registered, for `wait_empty`.
+    count: watch::Sender<usize>,
     epoch: Instant,
     max_connections: usize,
     lru_purge: bool,
@@ -228,7 +223,7 @@ impl Registry {
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closing: AtomicBool::new(false),
-            emptied: Notify::new(),
+            count: watch::Sender::new(0),
             epoch: Instant::now(),
             max_connections,
             lru_purge,
@@ -278,16 +273,16 @@ impl Registry {
             in_flight: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
             response_started: AtomicBool::new(false),
-            graceful: AtomicBool::new(false),
-            kill: AtomicBool::new(false),
+            graceful: Signal::new(),
+            kill: Signal::new(),
             flushed: AtomicBool::new(true),
             parking: AtomicBool::new(false),
             stale_upgrade: AtomicBool::new(false),
             linger: AtomicBool::new(false),
-            control: Notify::new(),
             epoch: self.epoch,
         });
         conns.insert(id, conn.clone());
+        self.count.send_replace(conns.len());
         Ok(ConnGuard {
             registry: self.clone(),
             conn,
@@ -338,15 +333,8 @@ impl Registry {
 
     /// Resolves when no connection is left.
     pub(crate) async fn wait_empty(&self) {
-        loop {
-            let notified = self.emptied.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.lock().is_empty() {
-                return;
-            }
-            notified.await;
-        }
+        // The sender lives as long as `self`, so `wait_for` cannot fail.
+        let _ = self.count.subscribe().wait_for(|n| *n == 0).await;
     }
 }
 
@@ -361,9 +349,7 @@ impl Drop for ConnGuard {
     fn drop(&mut self) {
         let mut conns = self.registry.lock();
         conns.remove(&self.conn.id);
-        if conns.is_empty() {
-            self.registry.emptied.notify_waiters();
-        }
+        self.registry.count.send_replace(conns.len());
     }
 }
 
