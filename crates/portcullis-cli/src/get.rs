@@ -161,7 +161,7 @@ pub fn main(args: GetArgs) -> ExitCode {
 async fn run(args: &GetArgs) -> Result<(), Failure> {
     let mut plan = setup::plan(args)?;
     let (tls, anchors) = setup::tls_options(args)?;
-    let agent = setup::agent(args, tls);
+    let agent = setup::agent(args, tls)?;
     let deadline = args.timeout.map(|t| Instant::now() + t);
     let mut sink = Sink::new(args.output.as_deref());
     let mut redirects = 0;

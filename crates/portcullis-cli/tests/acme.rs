@@ -475,7 +475,8 @@ fn renewal_under_keep_alive_load_fails_no_request() {
         let agent = portcullis::Agent::builder()
             .tls(portcullis::tls::ClientTlsOptions::new().ca(ca.clone()))
             .resolve(NAMES[0], port, ([127, 0, 0, 1], port).into())
-            .build();
+            .build()
+            .unwrap();
         let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
         tasks.push(runtime.spawn(async move {
             let url = format!("https://{}:{port}/", NAMES[0]);

@@ -65,7 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .ca(ca_cert)
                 .identity(identity(&client_leaf)?),
         )
-        .build();
+        .build()?;
     let res = agent
         .get(&format!("https://localhost:{port}/"))
         .send()
@@ -75,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Without a client certificate the handshake is refused.
     let bare = portcullis::Agent::builder()
         .tls(ClientTlsOptions::new().ca(portcullis::tls::load_certificates(ca.cert_path())?))
-        .build();
+        .build()?;
     match bare.get(&format!("https://localhost:{port}/")).send().await {
         Ok(res) => println!("unexpected: {}", res.status()),
         Err(e) => println!("without a client certificate: {e} ({:?})", e.code()),

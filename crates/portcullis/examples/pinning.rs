@@ -125,7 +125,7 @@ pub async fn run(
     let tls = ClientTlsOptions::new()
         .ca(ca)
         .check_server_identity(move |host, chain| check(host, chain, &pins, &*check_log));
-    let agent = Agent::builder().tls(tls).build();
+    let agent = Agent::builder().tls(tls).build()?;
     let res = agent.get(url).send().await?;
     log("All OK. Server matched our pinned cert or public key".to_owned());
     log(format!("statusCode: {}", res.status().as_u16()));

@@ -33,7 +33,7 @@
 //! let agent = portcullis::Agent::builder()
 //!     .keep_alive(true)
 //!     .tls(ClientTlsOptions::new().ca(portcullis::tls::load_certificates("ca.pem")?))
-//!     .build();
+//!     .build()?;
 //! let res = agent.post("https://api.test/items").json(&serde_json::json!({"n": 1})).send().await?;
 //! println!("{} over {:?}", res.status(), res.tls_info().map(|t| t.version()));
 //! # Ok(()) }

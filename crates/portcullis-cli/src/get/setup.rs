@@ -174,7 +174,8 @@ pub fn plan(args: &GetArgs) -> Result<Plan, Failure> {
     })
 }
 
-pub fn agent(args: &GetArgs, tls: ClientTlsOptions) -> Agent {
+/// The agent for `get`; its TLS options (`--cacert`, `--cert`, `--ciphers`…) are checked here.
+pub fn agent(args: &GetArgs, tls: ClientTlsOptions) -> Result<Agent, Failure> {
     let mut builder = Agent::builder().keep_alive(true).tls(tls).http2(args.http2);
     for r in &args.resolve {
         builder = builder.resolve(r.host.clone(), r.port, r.addr);
@@ -182,5 +183,7 @@ pub fn agent(args: &GetArgs, tls: ClientTlsOptions) -> Agent {
     if let Some(t) = args.timeout {
         builder = builder.connect_timeout(t).handshake_timeout(t);
     }
-    builder.build()
+    builder
+        .build()
+        .map_err(|e| Failure::client(&e, args.timeout))
 }

@@ -20,22 +20,24 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most a CA response may hold (a certificate chain is a few kB).
 const BODY_LIMIT: usize = 1 << 20;
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct AcmeHttp {
     agent: Agent,
     retry_after: Arc<Mutex<Option<SystemTime>>>,
 }
 
 impl AcmeHttp {
-    pub(crate) fn new(roots: &[rustls_pki_types::CertificateDer<'static>]) -> Self {
+    /// # Errors
+    /// A CA root (`--acme-ca-root`) the TLS configuration cannot use.
+    pub(crate) fn new(roots: &[rustls_pki_types::CertificateDer<'static>]) -> crate::Result<Self> {
         let mut agent = Agent::builder().max_sockets(4).http2(false);
         if !roots.is_empty() {
             agent = agent.tls(ClientTlsOptions::new().ca(roots.iter().cloned()));
         }
-        Self {
-            agent: agent.build(),
+        Ok(Self {
+            agent: agent.build()?,
             retry_after: Arc::default(),
-        }
+        })
     }
 
     /// The `Retry-After` of the latest response that had one, taken.

@@ -54,6 +54,8 @@ pub(crate) struct AcmeState {
     pub(crate) config: AcmeConfig,
     pub(crate) challenges: Arc<Challenges>,
     store: Store,
+    /// The client of the ACME server, built (and its CA roots checked) with the state.
+    http: AcmeHttp,
     started: AtomicBool,
     current: Mutex<Option<Identity>>,
 }
@@ -62,6 +64,7 @@ impl AcmeState {
     /// Checks the configuration, creates the storage directory and reads what it holds.
     pub(crate) fn new(config: AcmeConfig) -> Result<Arc<Self>> {
         config.check()?;
+        let http = AcmeHttp::new(&config.ca_roots)?;
         let store = Store::new(&config);
         store.create_dirs()?;
         let current = match store.load_certificate() {
@@ -84,6 +87,7 @@ impl AcmeState {
             challenges: Arc::new(Challenges::with_shared_dir(store.challenge_dir())),
             config,
             store,
+            http,
             started: AtomicBool::new(false),
             current: Mutex::new(current),
         }))
@@ -141,7 +145,7 @@ impl AcmeState {
     }
 
     async fn run(&self, shared: &Shared) {
-        let http = AcmeHttp::new(&self.config.ca_roots);
+        let http = &self.http;
         let mut account: Option<Account> = None;
         let mut ari = Ari::default();
         let mut failures = 0u32;
@@ -201,7 +205,7 @@ impl AcmeState {
             if self.pick_up_stored(shared) {
                 continue;
             }
-            let result = self.order(&http, &mut account, &lock).await;
+            let result = self.order(http, &mut account, &lock).await;
             drop(lock);
             match result {
                 Ok(identity) => {

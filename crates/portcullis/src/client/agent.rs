@@ -229,8 +229,8 @@ impl AgentBuilder {
     ///
     /// # Errors
     /// The configuration error the first request would otherwise fail with.
-    pub fn try_build(self) -> Result<Agent> {
-        let agent = self.build();
+    pub fn build(self) -> Result<Agent> {
+        let agent = self.assemble();
         let (config, authorize) = agent.inner.tls.build()?;
         let setup = TlsSetup {
             config: Arc::new(config),
@@ -247,9 +247,9 @@ impl AgentBuilder {
         Ok(agent)
     }
 
-    /// Builds the agent. Its TLS options are checked when the first HTTPS request needs them
-    /// (see [`try_build`](Self::try_build) to check them now).
-    pub fn build(self) -> Agent {
+    /// The agent, its TLS configuration built when a request first needs it: for the agents
+    /// the library makes with default options, which cannot fail to build.
+    pub(crate) fn assemble(self) -> Agent {
         let limits = Limits {
             max_sockets: self.max_sockets,
             max_total_sockets: self.max_total_sockets,
@@ -605,7 +605,7 @@ mod tests {
         if let Some(t) = agent_timeout {
             b = b.free_socket_timeout(Duration::from_millis(t));
         }
-        let agent = b.build();
+        let agent = b.build().unwrap();
         let mut headers = http::HeaderMap::new();
         if let Some(h) = header {
             headers.insert("keep-alive", h.parse().unwrap());

@@ -35,7 +35,7 @@ pub fn global_agent() -> &'static Agent {
         Agent::builder()
             .keep_alive(true)
             .free_socket_timeout(Duration::from_secs(5))
-            .build()
+            .assemble()
     })
 }
 

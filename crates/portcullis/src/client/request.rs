@@ -270,7 +270,10 @@ impl RequestBuilder {
     }
 
     /// Fails the request with `ETIMEDOUT` if the response head has not arrived within
-    /// `timeout` (connecting and the handshake included).
+    /// `timeout` (connecting and the handshake included): a deadline, as reqwest's `timeout`.
+    /// Node's request `timeout` option is something else (socket inactivity, which only emits
+    /// an event); the agent's idle sockets have
+    /// [`free_socket_timeout`](super::AgentBuilder::free_socket_timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -294,7 +297,7 @@ impl RequestBuilder {
             Agent::builder()
                 .keep_alive(false)
                 .max_cached_sessions(0)
-                .build(),
+                .assemble(),
         );
         self
     }

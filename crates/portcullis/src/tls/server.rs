@@ -327,7 +327,7 @@ impl ServerTlsConfigBuilder {
     }
 
     /// Lets [`build`](Self::build) succeed with no identity at all: handshakes then fail with
-    /// an alert until one arrives ([`ServerBuilder::acme`](crate::ServerBuilder::acme),
+    /// an alert until one arrives (`ServerBuilder::acme` with the `acme` feature,
     /// [`ServerHandle::add_context`](crate::ServerHandle::add_context) or
     /// [`ServerHandle::set_tls_config`](crate::ServerHandle::set_tls_config)).
     pub fn without_identity(mut self) -> Self {

@@ -14,7 +14,11 @@ async fn echo(req: portcullis::client::RequestBuilder) -> String {
 async fn post_put_delete_json_and_form_send_what_they_say() {
     let pki = Pki::new();
     let server = TestServer::start("127.0.0.1:0", pki.identity(), |b| b).await;
-    let agent = Agent::builder().no_proxy().tls(pki.trust()).build();
+    let agent = Agent::builder()
+        .no_proxy()
+        .tls(pki.trust())
+        .build()
+        .unwrap();
     let url = server.url("/echo");
 
     let json = serde_json::json!({"name": "a b", "n": [1, 2]});
@@ -59,7 +63,8 @@ async fn client_and_server_see_the_same_session_through_one_type() {
     let agent = Agent::builder()
         .no_proxy()
         .tls(pki.trust().servername("localhost"))
-        .build();
+        .build()
+        .unwrap();
     let res = agent.get(&server.url("/")).send().await.unwrap();
     let (version, suite, sni) = summary(res.tls_info().expect("a TLS response"));
     // What the server's TlsInfo said, in the test server's headers.
@@ -71,9 +76,9 @@ async fn client_and_server_see_the_same_session_through_one_type() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn try_build_reports_a_tls_configuration_error_before_any_request() {
+async fn build_reports_a_tls_configuration_error_before_any_request() {
     let bad_suite = portcullis::tls::ClientTlsOptions::new().cipher_suites(["NO_SUCH_SUITE"]);
-    let err = Agent::builder().tls(bad_suite).try_build().unwrap_err();
+    let err = Agent::builder().tls(bad_suite).build().unwrap_err();
     assert!(err.is_config(), "{err:?}");
     assert!(err.to_string().contains("NO_SUCH_SUITE"), "{err}");
     // A good configuration is built once, for every request after.
@@ -82,7 +87,7 @@ async fn try_build_reports_a_tls_configuration_error_before_any_request() {
     let agent = Agent::builder()
         .no_proxy()
         .tls(pki.trust())
-        .try_build()
+        .build()
         .unwrap();
     assert_eq!(agent.cached_configs(), 1);
     let res = agent.get(&server.url("/")).send().await.unwrap();

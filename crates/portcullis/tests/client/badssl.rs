@@ -286,7 +286,7 @@ async fn ours(case: &Case, addr: SocketAddr, insecure: bool) -> String {
     if let Some(name) = resolve {
         agent = agent.resolve(name, addr.port(), addr);
     }
-    match agent.build().get(&url).send().await {
+    match agent.build().unwrap().get(&url).send().await {
         Ok(res) => {
             assert_eq!(res.status(), 200, "{}", case.name);
             let tls = res.tls_info().unwrap();
@@ -432,6 +432,7 @@ async fn tls10_only_server_is_refused() {
             .no_proxy()
             .tls(tls)
             .build()
+            .unwrap()
             .get(&server.url("/"))
             .send()
             .await

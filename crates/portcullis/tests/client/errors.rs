@@ -16,6 +16,7 @@ async fn a_closed_port_is_econnrefused() {
     let err = Agent::builder()
         .no_proxy()
         .build()
+        .unwrap()
         .get(&format!("https://127.0.0.1:{port}/"))
         .send()
         .await
@@ -44,7 +45,8 @@ async fn a_silent_tls_server_is_err_tls_handshake_timeout() {
         .no_proxy()
         .tls(pki.trust())
         .handshake_timeout(Duration::from_millis(300))
-        .build();
+        .build()
+        .unwrap();
     let started = Instant::now();
     let err = agent
         .get(&format!("https://localhost:{}/", addr.port()))
@@ -70,7 +72,8 @@ async fn a_slow_handler_is_etimedout_after_the_request_timeout() {
         .no_proxy()
         .keep_alive(true)
         .tls(pki.trust())
-        .build();
+        .build()
+        .unwrap();
     let started = Instant::now();
     let err = agent
         .get(&server.url("/sleep/1000"))
@@ -103,7 +106,11 @@ async fn a_slow_handler_is_etimedout_after_the_request_timeout() {
 async fn abort_controller_cancels_with_abort_err() {
     let pki = Pki::new();
     let server = TestServer::start("127.0.0.1:0", pki.identity(), |b| b).await;
-    let agent = Agent::builder().no_proxy().tls(pki.trust()).build();
+    let agent = Agent::builder()
+        .no_proxy()
+        .tls(pki.trust())
+        .build()
+        .unwrap();
 
     // Aborted mid-request.
     let controller = AbortController::new();
@@ -176,6 +183,7 @@ async fn https_to_a_plain_http_server_is_eproto() {
         .no_proxy()
         .tls(pki.trust())
         .build()
+        .unwrap()
         .get(&format!("https://localhost:{}/", addr.port()))
         .send()
         .await
@@ -199,6 +207,7 @@ async fn a_server_hanging_up_during_the_handshake_is_econnreset() {
         .no_proxy()
         .tls(pki.trust())
         .build()
+        .unwrap()
         .get(&format!("https://localhost:{}/", addr.port()))
         .send()
         .await

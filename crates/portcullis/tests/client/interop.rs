@@ -26,7 +26,7 @@ fn only(pki: &Pki, version: TlsVersion) -> ClientTlsOptions {
 
 /// One request with `tls`; asserts the version the client and the server (header) saw.
 async fn get_with(url: &str, tls: ClientTlsOptions, version: &str, server_header: bool) -> String {
-    let agent = Agent::builder().no_proxy().tls(tls).build();
+    let agent = Agent::builder().no_proxy().tls(tls).build().unwrap();
     let res = agent
         .get(url)
         .send()
@@ -55,7 +55,8 @@ async fn nginx_tls12_and_tls13_over_http1_and_h2() {
             .no_proxy()
             .keep_alive(true)
             .tls(only(&pki, version))
-            .build();
+            .build()
+            .unwrap();
         let res = agent.get(&nginx.url("/")).send().await.unwrap();
         assert_eq!(res.status(), 200);
         assert_eq!(res.version(), Version::HTTP_11);
@@ -70,7 +71,8 @@ async fn nginx_tls12_and_tls13_over_http1_and_h2() {
             .no_proxy()
             .http2(true)
             .tls(only(&pki, version))
-            .build();
+            .build()
+            .unwrap();
         for i in 0..2 {
             let res = agent.get(&nginx.url("/")).send().await.unwrap();
             assert_eq!(res.status(), 200);
@@ -92,6 +94,7 @@ async fn nginx_tls12_and_tls13_over_http1_and_h2() {
             .no_proxy()
             .tls(only(&pki, other))
             .build()
+            .unwrap()
             .get(&nginx.url("/"))
             .send()
             .await
@@ -142,6 +145,7 @@ async fn python_tls12_only_server_refuses_a_tls13_client() {
         .no_proxy()
         .tls(only(&pki, TlsVersion::Tls13))
         .build()
+        .unwrap()
         .get(&python.url("/"))
         .send()
         .await
@@ -186,7 +190,8 @@ async fn node_server_receives_host_and_bodies_as_nodes_client_sends_them() {
         .no_proxy()
         .keep_alive(true)
         .tls(pki.trust())
-        .build();
+        .build()
+        .unwrap();
     let get = agent.get(&node.url("/")).send().await.unwrap();
     assert_eq!(
         get.text().await.unwrap(),

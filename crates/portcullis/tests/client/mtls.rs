@@ -32,7 +32,8 @@ async fn a_client_certificate_is_sent_and_verified() {
                     .max_version(version)
                     .identity(alice.identity(&[])),
             )
-            .build();
+            .build()
+            .unwrap();
         let res = agent.get(&server.url("/")).send().await.unwrap();
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["x-client-authorized"], "true");
@@ -51,6 +52,7 @@ async fn no_client_certificate_is_refused_with_the_alerts_code() {
         .no_proxy()
         .tls(pki.trust())
         .build()
+        .unwrap()
         .get(&server.url("/"))
         .send()
         .await
@@ -84,6 +86,7 @@ async fn no_client_certificate_is_refused_with_the_alerts_code() {
             .no_proxy()
             .tls(pki.trust())
             .build()
+            .unwrap()
             .get(&server.url("/"))
             .send()
             .await
@@ -96,6 +99,7 @@ async fn no_client_certificate_is_refused_with_the_alerts_code() {
             .no_proxy()
             .tls(pki.trust().identity(alice.identity(&[])))
             .build()
+            .unwrap()
             .get(&server.url("/"))
             .send()
             .await
@@ -113,7 +117,8 @@ async fn an_optional_client_certificate_is_reported_unauthorized_when_untrusted(
     let agent = Agent::builder()
         .no_proxy()
         .tls(pki.trust().identity(stranger.identity(&[])))
-        .build();
+        .build()
+        .unwrap();
     let res = agent.get(&server.url("/")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["x-client-authorized"], "false");

@@ -56,7 +56,8 @@ async fn the_tutorials_self_signed_certificate_is_trusted_as_its_own_ca() {
     let agent = Agent::builder()
         .no_proxy()
         .tls(ClientTlsOptions::new().ca(load_certificates(&cert).unwrap()))
-        .build();
+        .build()
+        .unwrap();
     let res = agent.get(&url).send().await.unwrap();
     assert_eq!(res.status(), 200);
     // s_server serves one connection at a time: let go of the pooled one.
@@ -73,6 +74,7 @@ async fn the_tutorials_self_signed_certificate_is_trusted_as_its_own_ca() {
         .no_proxy()
         .tls(other.trust())
         .build()
+        .unwrap()
         .get(&url)
         .send()
         .await

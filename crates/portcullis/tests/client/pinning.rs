@@ -171,7 +171,8 @@ async fn pin_set_accepts_a_pinned_root_or_leaf_and_refuses_others() {
                 pki.trust()
                     .check_server_identity(move |host, chain| set.check(host, chain)),
             )
-            .build();
+            .build()
+            .unwrap();
         let result = agent.get(&server.url("/")).send().await;
         match (result, ok) {
             (Ok(res), true) => assert_eq!(res.status(), 200),

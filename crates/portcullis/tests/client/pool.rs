@@ -54,7 +54,7 @@ fn sample_max(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_sequential_keep_alive_requests_use_one_connection() {
     let (pki, server) = server().await;
-    let agent = keep_alive(&pki).build();
+    let agent = keep_alive(&pki).build().unwrap();
     let mut ids = HashSet::new();
     for i in 0..100 {
         let res = agent.get(&server.url("/")).send().await.unwrap();
@@ -74,7 +74,11 @@ async fn hundred_sequential_keep_alive_requests_use_one_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_keep_alive_agent_closes_each_socket() {
     let (pki, server) = server().await;
-    let agent = Agent::builder().no_proxy().tls(pki.trust()).build();
+    let agent = Agent::builder()
+        .no_proxy()
+        .tls(pki.trust())
+        .build()
+        .unwrap();
     for _ in 0..3 {
         let res = agent.get(&server.url("/")).send().await.unwrap();
         assert!(!res.reused_socket());
@@ -89,7 +93,7 @@ async fn a_non_keep_alive_agent_closes_each_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_sockets_2_queues_10_concurrent_requests_on_2_connections() {
     let (pki, server) = server().await;
-    let agent = keep_alive(&pki).max_sockets(2).build();
+    let agent = keep_alive(&pki).max_sockets(2).build().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let handle = server.handle.clone();
     let server_peak = sample_max(stop.clone(), move || handle.connections().total());
@@ -127,7 +131,8 @@ async fn max_sockets_holds_without_keep_alive_too() {
         .no_proxy()
         .tls(pki.trust())
         .max_sockets(2)
-        .build();
+        .build()
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let a = agent.clone();
     let client_peak = sample_max(stop.clone(), move || a.sockets());
@@ -148,7 +153,7 @@ async fn max_sockets_holds_without_keep_alive_too() {
 async fn max_free_sockets_closes_the_surplus() {
     for (max_free, kept) in [(1, 1), (256, 3)] {
         let (pki, server) = server().await;
-        let agent = keep_alive(&pki).max_free_sockets(max_free).build();
+        let agent = keep_alive(&pki).max_free_sockets(max_free).build().unwrap();
         let url = server.url("/sleep/100");
         let requests = (0..3).map(|_| {
             let agent = agent.clone();
@@ -182,7 +187,8 @@ async fn sequential_keep_alive_requests_leave_no_timer_task_behind() {
     .unwrap();
     let agent = keep_alive(&pki)
         .free_socket_timeout(Duration::from_secs(30))
-        .build();
+        .build()
+        .unwrap();
     let metrics = tokio::runtime::Handle::current().metrics();
     let before = metrics.num_alive_tasks();
     for _ in 0..2000 {
@@ -202,7 +208,8 @@ async fn timeout_closes_idle_sockets() {
     let (pki, server) = server().await;
     let agent = keep_alive(&pki)
         .free_socket_timeout(Duration::from_millis(400))
-        .build();
+        .build()
+        .unwrap();
     conn_id(&agent, &server.url("/")).await;
     let freed = std::time::Instant::now();
     assert_eq!(server.open(), 1);
@@ -223,7 +230,7 @@ async fn timeout_closes_idle_sockets() {
 async fn lifo_reuses_the_last_freed_socket_and_fifo_the_first() {
     for (scheduling, want_first) in [(Scheduling::Lifo, false), (Scheduling::Fifo, true)] {
         let (pki, server) = server().await;
-        let agent = keep_alive(&pki).scheduling(scheduling).build();
+        let agent = keep_alive(&pki).scheduling(scheduling).build().unwrap();
         // Two sockets, freed 250 ms apart: the quick request's first.
         let quick = tokio::spawn({
             let (agent, url) = (agent.clone(), server.url("/sleep/50"));
@@ -246,7 +253,7 @@ async fn lifo_reuses_the_last_freed_socket_and_fifo_the_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_different_ca_means_a_different_socket() {
     let (pki, server) = server().await;
-    let agent = keep_alive(&pki).build();
+    let agent = keep_alive(&pki).build().unwrap();
     let url = server.url("/");
     let plain = pki.trust();
     let extra = pki.trust().add_ca([Ca::root("Another Root").der()]);
@@ -285,7 +292,7 @@ async fn keep_alive_timeout_1_from_the_server_is_not_pooled() {
         })
         .await;
         // No agent timeout: Node still refuses a 1 s hint (hint·1000 − 1000 = 0).
-        let agent = keep_alive(&pki).build();
+        let agent = keep_alive(&pki).build().unwrap();
         for _ in 0..2 {
             let res = agent.get(&server.url("/")).send().await.unwrap();
             assert_eq!(
@@ -307,7 +314,7 @@ async fn keep_alive_timeout_1_from_the_server_is_not_pooled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timed_out_and_aborted_requests_give_their_socket_back() {
     let (pki, server) = server().await;
-    let agent = keep_alive(&pki).max_sockets(1).build();
+    let agent = keep_alive(&pki).max_sockets(1).build().unwrap();
     // A request that times out while its socket waits for the response head…
     let err = agent
         .get(&server.url("/sleep/2000"))
@@ -354,7 +361,7 @@ async fn futures_join<T: Send + 'static>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_h2_requests_share_one_connection() {
     let (pki, server) = server().await;
-    let agent = keep_alive(&pki).http2(true).build();
+    let agent = keep_alive(&pki).http2(true).build().unwrap();
     let url = server.url("/sleep/100");
     let requests = (0..10).map(|_| {
         let agent = agent.clone();
@@ -385,7 +392,7 @@ async fn concurrent_h2_requests_share_one_connection() {
 async fn http2_agent_against_an_http1_server_opens_sockets_as_needed() {
     let pki = Pki::new();
     let server = TestServer::start("127.0.0.1:0", pki.identity(), |b| b.http2(false)).await;
-    let agent = keep_alive(&pki).http2(true).build();
+    let agent = keep_alive(&pki).http2(true).build().unwrap();
     let url = server.url("/sleep/100");
     let requests = (0..4).map(|_| {
         let agent = agent.clone();
@@ -417,7 +424,7 @@ async fn http2_agent_against_an_http1_server_opens_sockets_as_needed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pooled_socket_the_server_closed_is_not_reused() {
     let (pki, server) = server().await;
-    let agent = keep_alive(&pki).build();
+    let agent = keep_alive(&pki).build().unwrap();
     let first = conn_id(&agent, &server.url("/")).await;
     server.handle.close_idle_connections();
     assert!(eventually(Duration::from_secs(2), || server.open() == 0).await);
@@ -446,7 +453,8 @@ async fn max_total_sockets_is_shared_by_origins_without_stranding_any() {
             .keep_alive(keep)
             .max_total_sockets(1)
             .tls(pki.trust())
-            .build();
+            .build()
+            .unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let sampled = agent.clone();
         let peak = sample_max(stop.clone(), move || sampled.sockets());
@@ -479,6 +487,7 @@ async fn local_address_binds_the_socket_and_keys_the_pool() {
         keep_alive(&pki)
             .local_address(std::net::IpAddr::from(ip))
             .build()
+            .unwrap()
     };
     for ip in [[127, 0, 0, 1], [127, 0, 0, 2]] {
         let agent = from(ip);
@@ -492,7 +501,7 @@ async fn local_address_binds_the_socket_and_keys_the_pool() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_head_response_frees_its_socket_at_once() {
     let (pki, server) = server().await;
-    let agent = keep_alive(&pki).build();
+    let agent = keep_alive(&pki).build().unwrap();
     let head = agent
         .request(http::Method::HEAD, &server.url("/"))
         .send()
@@ -511,7 +520,7 @@ async fn a_head_response_frees_its_socket_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_dropped_unread_closes_its_socket() {
     let (pki, server) = server().await;
-    let agent = keep_alive(&pki).max_sockets(1).build();
+    let agent = keep_alive(&pki).max_sockets(1).build().unwrap();
     let res = agent.get(&server.url("/")).send().await.unwrap();
     assert_eq!(agent.sockets(), 1);
     drop(res);
@@ -527,7 +536,7 @@ async fn a_response_dropped_unread_closes_its_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rustls_configs_are_built_once_and_a_new_closure_per_request_is_bounded() {
     let (pki, server) = server().await;
-    let agent = keep_alive(&pki).build();
+    let agent = keep_alive(&pki).build().unwrap();
     for _ in 0..100 {
         conn_id(&agent, &server.url("/")).await;
     }

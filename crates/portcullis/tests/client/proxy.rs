@@ -119,7 +119,8 @@ async fn https_through_a_connect_proxy_with_basic_credentials() {
         .proxy(Proxy::new(&proxy.url("user:pass@")).unwrap())
         .keep_alive(true)
         .tls(pki.trust())
-        .build();
+        .build()
+        .unwrap();
     for i in 0..2 {
         let res = agent.get(&server.url("/")).send().await.unwrap();
         assert_eq!(res.status(), 200);
@@ -143,6 +144,7 @@ async fn wrong_proxy_credentials_are_refused() {
             .proxy(Proxy::new(&proxy.url(userinfo)).unwrap())
             .tls(pki.trust())
             .build()
+            .unwrap()
             .get(&server.url("/"))
             .send()
             .await
@@ -163,7 +165,8 @@ async fn no_proxy_hosts_bypass_the_proxy() {
     let agent = Agent::builder()
         .proxy(Proxy::new(&proxy.url("")).unwrap().no_proxy(["localhost"]))
         .tls(pki.trust())
-        .build();
+        .build()
+        .unwrap();
     // localhost: direct.
     let res = agent.get(&server.url("/")).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -197,7 +200,8 @@ async fn a_proxy_that_never_answers_connect_times_out() {
         .proxy(Proxy::new(&format!("http://{addr}")).unwrap())
         .connect_timeout(std::time::Duration::from_millis(300))
         .tls(pki.trust())
-        .build();
+        .build()
+        .unwrap();
     let started = std::time::Instant::now();
     let err = agent.get("https://localhost:9/").send().await.unwrap_err();
     let took = started.elapsed();

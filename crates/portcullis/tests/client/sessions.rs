@@ -27,7 +27,8 @@ async fn a_non_keep_alive_agent_resumes_its_session_false_true_true() {
         let agent = Agent::builder()
             .no_proxy()
             .tls(pki.trust().max_version(version))
-            .build();
+            .build()
+            .unwrap();
         let mut seen = Vec::new();
         for _ in 0..3 {
             let (client, server_side) = resumed(&agent, &server.url("/")).await;
@@ -49,7 +50,8 @@ async fn max_cached_sessions_0_never_resumes() {
         .no_proxy()
         .max_cached_sessions(0)
         .tls(pki.trust())
-        .build();
+        .build()
+        .unwrap();
     for _ in 0..3 {
         assert_eq!(resumed(&agent, &server.url("/")).await, (false, false));
     }
@@ -71,7 +73,8 @@ async fn the_oldest_origin_is_evicted_at_the_limit() {
             .no_proxy()
             .max_cached_sessions(limit)
             .tls(pki.trust())
-            .build();
+            .build()
+            .unwrap();
         let mut seen = Vec::new();
         for url in [a.url("/"), b.url("/"), a.url("/"), b.url("/")] {
             let (client, server_side) = resumed(&agent, &url).await;
@@ -95,7 +98,8 @@ async fn check_server_identity_is_not_called_for_a_resumed_session() {
             counter.fetch_add(1, Ordering::SeqCst);
             check_server_identity(host, chain)
         }))
-        .build();
+        .build()
+        .unwrap();
     assert_eq!(resumed(&agent, &server.url("/")).await, (false, false));
     assert_eq!(resumed(&agent, &server.url("/")).await, (true, true));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -151,7 +155,8 @@ async fn keylog_lines_for_tls12_and_tls13_match_the_servers() {
                         sink.lock().unwrap().push(l.to_owned())
                     })),
             )
-            .build();
+            .build()
+            .unwrap();
         for _ in 0..2 {
             let res = agent.get(&server.url("/")).send().await.unwrap();
             assert_eq!(res.tls_info().unwrap().version(), version.as_str());
@@ -186,7 +191,11 @@ async fn sni_is_absent_for_an_ip_and_present_for_a_name() {
         .identity(&[&pki.inter]);
     let server = TestServer::start("127.0.0.1:0", with_alias, |b| b).await;
     let sni = |res: &portcullis::Response| res.headers()["x-tls-sni"].to_str().unwrap().to_owned();
-    let agent = Agent::builder().no_proxy().tls(pki.trust()).build();
+    let agent = Agent::builder()
+        .no_proxy()
+        .tls(pki.trust())
+        .build()
+        .unwrap();
 
     // https://127.0.0.1: no SNI (Node's P23), the IP SAN is checked.
     let res = agent.get(&server.ip_url("/")).send().await.unwrap();

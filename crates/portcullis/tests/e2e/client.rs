@@ -12,7 +12,8 @@ async fn get_with_a_custom_ca_reuses_one_keep_alive_socket() {
     let agent = Agent::builder()
         .keep_alive(true)
         .tls(ClientTlsOptions::new().ca(ca))
-        .build();
+        .build()
+        .unwrap();
     let url = srv.url("/");
     for i in 0..3 {
         let res = agent.get(&url).send().await.unwrap();
@@ -31,6 +32,7 @@ async fn untrusted_server_is_refused_with_a_node_code() {
     let srv = start_hello(|b| b).await;
     let err = Agent::builder()
         .build()
+        .unwrap()
         .get(&srv.url("/"))
         .send()
         .await
