@@ -13,7 +13,7 @@ use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-mod support;
+use portcullis_test_support::cli as support;
 
 use support::*;
 

@@ -5,7 +5,7 @@
 //! These need the `pebble` package: `#[ignore = "needs pebble"]`; `.ci/run` installs it and
 //! runs them.
 
-mod support;
+use portcullis_test_support::cli as support;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{Portcullis, BIN};
+use support::{bin, Portcullis};
 
 const NAMES: [&str; 2] = ["a.acme.test", "b.acme.test"];
 
@@ -309,7 +309,7 @@ fn curl_ok(server: &Portcullis, name: &str, root: &Path) {
 
 fn get_ok(server: &Portcullis, name: &str, root: &Path) {
     let port = server.port();
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["get", "--fail", "--timeout", "10s", "--cacert"])
         .arg(root)
         .args(["--resolve", &format!("{name}:{port}:127.0.0.1")])
@@ -391,7 +391,7 @@ fn tls_alpn_01_alone_issues_a_certificate_that_curl_and_get_verify_and_a_restart
             .path();
         assert_eq!(mode(&ca_dir.join("account.json")), 0o600);
         assert_eq!(mode(&ca_dir.join("a.acme.test/key.pem")), 0o600);
-        let status = Command::new(BIN)
+        let status = Command::new(bin())
             .args(["cert", "acme", "status", "--acme-dir"])
             .arg(&storage)
             .output()
@@ -677,7 +677,7 @@ fn a_validation_that_cannot_reach_the_server_says_what_to_check() {
 /// `portcullis ARGS` with PORTCULLIS_HOME in a fresh directory: exit code and stderr.
 fn run_cli(args: &[&str]) -> (Option<i32>, String, String) {
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(args)
         .env("PORTCULLIS_HOME", home.path())
         .stdin(Stdio::null())

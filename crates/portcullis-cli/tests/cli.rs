@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::Value;
 
-mod support;
+use portcullis_test_support::cli as support;
 
 use support::*;
 

@@ -14,13 +14,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::Value;
 
-mod support;
+use portcullis_test_support::cli as support;
 
-use support::{Backend, Portcullis, BIN};
+use support::{bin, Backend, Portcullis};
 
 /// Runs `portcullis get ARGS` to its exit, with no proxy from the environment.
 fn get(home: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.arg("get")
         .args(args)
         .env("PORTCULLIS_HOME", home)

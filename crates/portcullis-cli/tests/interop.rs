@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod support;
+use portcullis_test_support::cli as support;
 
-use support::{curl, run, Portcullis, BIN};
+use support::{bin, curl, run, Portcullis};
 
 /// Runs `openssl ARGS` in `dir`; panics with its stderr when it fails.
 fn openssl(dir: &Path, args: &str) {
@@ -87,7 +87,7 @@ impl Drop for SServer {
 
 /// `portcullis get ARGS` with `PORTCULLIS_HOME=home` and no proxy.
 fn get(home: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    Command::new(bin())
         .arg("get")
         .args(args)
         .env("PORTCULLIS_HOME", home)
@@ -441,7 +441,7 @@ fn cert_new_with_a_missing_dir_is_an_error_and_makes_no_ca() {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let missing = work.path().join("no-such-dir");
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["cert", "new", "localhost", "--dir"])
         .arg(&missing)
         .env("PORTCULLIS_HOME", home.path())

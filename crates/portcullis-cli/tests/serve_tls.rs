@@ -1,7 +1,7 @@
 //! `portcullis serve` TLS flags with real peers: PKCS#12 and encrypted keys, mTLS with CRL,
 //! SNI bindings and a certificate directory, hot reload, shared ticket keys, key log.
 
-mod support;
+use portcullis_test_support::cli as support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -687,7 +687,7 @@ fn cert_new_client_makes_a_certificate_that_passes_required_client_authenticatio
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let new = |args: &[&str]| {
-        let out = Command::new(BIN)
+        let out = Command::new(bin())
             .args(["cert", "new"])
             .args(args)
             .current_dir(work.path())
@@ -715,7 +715,7 @@ fn cert_new_client_makes_a_certificate_that_passes_required_client_authenticatio
     );
     let url = format!("https://localhost:{}/", server.port());
     let get = |name: &str| {
-        Command::new(BIN)
+        Command::new(bin())
             .args(["get", "--fail", "--cacert"])
             .arg(&ca)
             .args([

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-mod support;
+use portcullis_test_support::cli as support;
 
 use support::{Portcullis, Reply};
 

@@ -2,7 +2,7 @@
 //! loopback: our own server, nginx, Node, Python and `openssl s_server`, with certificates
 //! made at test time.
 
-mod support;
+use portcullis_test_support::client as support;
 
 mod api;
 mod badssl;

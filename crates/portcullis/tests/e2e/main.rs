@@ -1,7 +1,7 @@
 //! End-to-end tests of the HTTPS server against real clients on loopback.
 
-mod support;
-mod support_files;
+use portcullis_test_support::files as support_files;
+use portcullis_test_support::server as support;
 
 mod alerts;
 mod client;

@@ -1,6 +1,5 @@
 //! Key material made by `openssl` at test time (a CA of the test's own, leaves in every key
 //! format), and curl against a server trusting that CA.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +8,7 @@ use std::process::Output;
 use portcullis::Identity;
 use tempfile::TempDir;
 
-use crate::support::{start_hello, Running};
+use crate::server::{start_hello, Running};
 
 /// The passphrase every encrypted file made here uses.
 pub const SECRET: &str = "secret";

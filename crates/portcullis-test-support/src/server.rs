@@ -1,12 +1,13 @@
-//! Shared test support: a CA and leaf made at test time, a server on a loopback port, raw TLS
+//! Support for the server tests: a CA and leaf made at test time, a server on a loopback port, raw TLS
 //! clients, and helpers to run real peers (curl, openssl, node).
-#![allow(dead_code)]
+
+pub use crate::common::*;
 
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,8 +72,6 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'st
         .map(Result::unwrap)
         .collect()
 }
-
-pub type Body = Full<Bytes>;
 
 /// A hello-world service that also reports a few ConnectionInfo fields in headers.
 pub async fn hello(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -235,15 +234,6 @@ pub async fn write_all<W: AsyncWriteExt + Unpin>(w: &mut W, data: &[u8]) {
     w.flush().await.unwrap();
 }
 
-/// True when the tool is on PATH.
-pub fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// The server's trace output, captured for one test. `#[tokio::test]` runs the server's tasks on
 /// the test's thread, so a thread-local default subscriber sees them all.
 #[derive(Clone, Default)]
@@ -282,19 +272,5 @@ impl Trace {
     /// Everything logged so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// Waits until `cond` holds, up to `limit`; returns whether it did.
-pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

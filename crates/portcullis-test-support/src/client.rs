@@ -1,11 +1,12 @@
-//! Test support for the client: a PKI made at test time (rcgen), a portcullis server that
+//! Support for the client tests: a PKI made at test time (rcgen), a portcullis server that
 //! reports what it sees of each connection in headers, and real servers to talk to (nginx,
 //! Node, Python, `openssl s_server`), each killed when dropped.
-#![allow(dead_code)]
+
+pub use crate::common::*;
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -297,8 +298,6 @@ impl Pki {
     }
 }
 
-pub type Body = Full<Bytes>;
-
 /// Reports the connection in headers: `x-conn-id`, `x-peer`, `x-tls-version`, `x-tls-alpn`,
 /// `x-tls-sni` (`none` without SNI), `x-tls-resumed`, `x-http-version`, `x-req-connection`
 /// (the request's `Connection` header), `x-client-authorized` and `x-client-cn` (mTLS). `/sleep/<ms>` answers
@@ -441,38 +440,6 @@ impl TestServer {
     pub fn open(&self) -> usize {
         self.handle.connections().total()
     }
-}
-
-/// Waits until `cond` holds, up to `limit`; returns whether it did.
-pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Fails the test when `tool` is not on the PATH (tests never skip silently).
-pub fn require(tool: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
-        .unwrap_or(false)
-        || Path::new(tool).is_file();
-    assert!(found, "{tool} is needed for this test and is not installed");
-}
-
-/// A free loopback port (bound then released; good enough on a test machine).
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Waits until something accepts TCP connections on `addr`.

@@ -1,6 +1,7 @@
 //! Shared support for the CLI tests: a `portcullis serve` process killed on drop, curl, and
 //! `curl -i` output parsing.
-#![allow(dead_code)]
+
+pub use crate::common::*;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -22,7 +23,16 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tempfile::TempDir;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+/// The `portcullis` binary next to the running test: cargo builds it for the CLI's
+/// integration tests into the directory above the test's own (`target/<profile>/`).
+pub fn bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("CARGO_BIN_EXE_portcullis") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    dir.join(format!("portcullis{}", std::env::consts::EXE_SUFFIX))
+}
 
 /// A running `portcullis serve`, killed on drop. Its stderr goes to a file that is printed
 /// when the test fails.
@@ -48,7 +58,7 @@ impl Portcullis {
     pub fn start_with_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let stderr = logs.path().join("stderr.log");
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .arg("serve")
             .args(args)
             .env("PORTCULLIS_HOME", home)
@@ -225,7 +235,7 @@ impl Reply {
 
 /// Runs the binary to its exit with `args`.
 pub fn run(home: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    Command::new(bin())
         .args(args)
         .env("PORTCULLIS_HOME", home)
         .stdin(Stdio::null())
