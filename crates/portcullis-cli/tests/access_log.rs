@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -18,12 +18,11 @@ use portcullis_test_support::cli as support;
 use support::*;
 
 /// Polls `check` until it holds or 10 s pass.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    assert!(
+        support::eventually_blocking(Duration::from_secs(10), check),
+        "timed out waiting for {what}"
+    );
 }
 
 fn lines(path: &Path) -> Vec<String> {

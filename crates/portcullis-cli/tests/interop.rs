@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use portcullis_test_support::cli as support;
 
@@ -32,15 +32,8 @@ fn text(out: &Output) -> String {
 }
 
 /// Polls `check` for up to 10 s.
-fn eventually(mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+fn eventually(check: impl FnMut() -> bool) -> bool {
+    support::eventually_blocking(Duration::from_secs(10), check)
 }
 
 /// `openssl s_server -www` on a free loopback port, killed on drop.

@@ -26,12 +26,11 @@ use portcullis_test_support::cli as support;
 use support::*;
 
 /// Polls `check` until it holds or 10 s pass.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    assert!(
+        support::eventually_blocking(Duration::from_secs(10), check),
+        "timed out waiting for {what}"
+    );
 }
 
 fn runtime() -> tokio::runtime::Runtime {

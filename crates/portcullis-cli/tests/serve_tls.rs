@@ -6,7 +6,7 @@ use portcullis_test_support::cli as support;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -476,7 +476,9 @@ fn reload_on_sighup_and_on_file_change_keeps_the_old_identity_on_error() {
         &server,
     );
 
-    // A file change alone (the watcher polls every second).
+    // A file change alone. The watcher polls every second and compares modification times:
+    // the change must land in a later second than the files it replaces (the scenario, not a
+    // wait for state).
     std::thread::sleep(Duration::from_millis(1100));
     fs::copy(dir.path().join("three.key"), &live_key).unwrap();
     fs::copy(dir.path().join("three.pem"), &live_cert).unwrap();
@@ -487,15 +489,12 @@ fn reload_on_sighup_and_on_file_change_keeps_the_old_identity_on_error() {
     );
 }
 
-fn wait_for(mut check: impl FnMut() -> bool, what: &str, server: &Portcullis) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}; log: {}", server.log());
+fn wait_for(check: impl FnMut() -> bool, what: &str, server: &Portcullis) {
+    assert!(
+        eventually_blocking(Duration::from_secs(10), check),
+        "timed out waiting for {what}; log: {}",
+        server.log()
+    );
 }
 
 #[test]
@@ -657,6 +656,7 @@ fn reload_during_an_h2load_run_fails_no_request() {
         .spawn()
         .unwrap();
     for i in 0..4 {
+        // Reloads spaced out under the running load (the scenario, not a wait for state).
         std::thread::sleep(Duration::from_millis(500));
         let name = if i % 2 == 0 { "two" } else { "one" };
         fs::copy(dir.path().join(format!("{name}.pem")), &live_cert).unwrap();

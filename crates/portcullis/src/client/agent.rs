@@ -315,6 +315,16 @@ impl Agent {
         self.inner.pool.total()
     }
 
+    /// Free sockets kept for reuse over all origins (the sizes of Node's `agent.freeSockets`).
+    pub fn free_sockets(&self) -> usize {
+        self.inner.pool.free()
+    }
+
+    /// Requests waiting for a socket over all origins (the sizes of Node's `agent.requests`).
+    pub fn queued_requests(&self) -> usize {
+        self.inner.pool.waiting()
+    }
+
     /// TLS sessions cached (origins).
     pub fn cached_sessions(&self) -> usize {
         self.inner.sessions.len()

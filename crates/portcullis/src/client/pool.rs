@@ -453,6 +453,22 @@ impl Pool {
     pub(crate) fn total(&self) -> usize {
         self.lock().total
     }
+
+    /// Free sockets over all origins that are still open (one the server closed leaves the
+    /// count at once, as from Node's `agent.freeSockets`, though its place is given back only
+    /// at the next checkout or by the reaper).
+    pub(crate) fn free(&self) -> usize {
+        self.lock()
+            .hosts
+            .values()
+            .map(|h| h.free.iter().filter(|f| !f.conn.is_closed()).count())
+            .sum()
+    }
+
+    /// Requests queued for a socket over all origins.
+    pub(crate) fn waiting(&self) -> usize {
+        self.lock().hosts.values().map(|h| h.waiting.len()).sum()
+    }
 }
 
 /// The pool's one timer: sleeps until the earliest idle deadline (or until told of an earlier

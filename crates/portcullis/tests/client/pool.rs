@@ -45,6 +45,7 @@ fn sample_max(
         let mut max = 0;
         while !stop.load(Ordering::SeqCst) {
             max = max.max(f());
+            // The sampling period, not a wait for state.
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         max
@@ -167,6 +168,7 @@ async fn max_free_sockets_closes_the_surplus() {
             "max_free_sockets {max_free}: server has {} open",
             server.open()
         );
+        // A check that nothing more closes: the count holds for a while.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(server.open(), kept, "max_free_sockets {max_free}");
         assert_eq!(agent.sockets(), kept);
@@ -213,6 +215,7 @@ async fn timeout_closes_idle_sockets() {
     conn_id(&agent, &server.url("/")).await;
     let freed = std::time::Instant::now();
     assert_eq!(server.open(), 1);
+    // A window well inside the 400 ms timeout: the socket must still be pooled.
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(server.open(), 1, "still pooled before the timeout");
     assert!(eventually(Duration::from_secs(3), || server.open() == 0).await);
@@ -328,13 +331,21 @@ async fn timed_out_and_aborted_requests_give_their_socket_back() {
         let (agent, url) = (agent.clone(), server.url("/sleep/300"));
         async move { conn_id(&agent, &url).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || server
+            .handle
+            .connections()
+            .active
+            == 1)
+        .await,
+        "the slow request holds the socket"
+    );
     let controller = AbortController::new();
     let queued = tokio::spawn({
         let (agent, url, signal) = (agent.clone(), server.url("/"), controller.signal());
         async move { agent.get(&url).signal(signal).send().await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(eventually(Duration::from_secs(5), || agent.queued_requests() == 1).await);
     controller.abort();
     let err = queued.await.unwrap().unwrap_err();
     assert_eq!(err.code(), Some("ABORT_ERR"), "{err:?}");
@@ -428,7 +439,8 @@ async fn a_pooled_socket_the_server_closed_is_not_reused() {
     let first = conn_id(&agent, &server.url("/")).await;
     server.handle.close_idle_connections();
     assert!(eventually(Duration::from_secs(2), || server.open() == 0).await);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The agent sees the close (its connection task ends): no free socket is left.
+    assert!(eventually(Duration::from_secs(2), || agent.free_sockets() == 0).await);
     let res = agent.get(&server.url("/")).send().await.unwrap();
     assert!(!res.reused_socket());
     let second: u64 = res.headers()["x-conn-id"]
@@ -463,7 +475,12 @@ async fn max_total_sockets_is_shared_by_origins_without_stranding_any() {
             let (agent, url) = (agent.clone(), a.url("/sleep/200"));
             async move { conn_id(&agent, &url).await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            eventually(Duration::from_secs(5), || a.handle.connections().active
+                == 1)
+            .await,
+            "A's request holds the one socket"
+        );
         let second = tokio::time::timeout(Duration::from_secs(5), conn_id(&agent, &b.url("/")))
             .await
             .expect("a request to another origin is not stranded");

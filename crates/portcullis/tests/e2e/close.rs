@@ -29,9 +29,13 @@ async fn close_lets_a_slow_request_finish_and_refuses_new_connections() {
 
     let mut busy = srv.tls().await;
     write_all(&mut busy, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || srv.handle.connections().active
+            == 1)
+        .await,
+        "the request reaches the service"
+    );
     assert_eq!(srv.handle.connections().idle, 1);
-    assert_eq!(srv.handle.connections().active, 1);
 
     let handle = srv.handle.clone();
     let t0 = Instant::now();
@@ -41,9 +45,12 @@ async fn close_lets_a_slow_request_finish_and_refuses_new_connections() {
     let (bytes, closed) = read_until_close(&mut idle, Duration::from_secs(2)).await;
     assert!(bytes.is_empty() && closed);
     // A new connection is refused.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let addr = srv.addr;
     assert!(
-        TcpStream::connect(srv.addr).await.is_err(),
+        eventually_async(Duration::from_secs(2), || async move {
+            TcpStream::connect(addr).await.is_err()
+        })
+        .await,
         "listener must be closed"
     );
     // The slow request completes, with Connection: close.
@@ -62,7 +69,12 @@ async fn close_all_connections_drops_in_flight_requests() {
     let srv = start(|b| b, tower::service_fn(slow)).await;
     let mut busy = srv.tls().await;
     write_all(&mut busy, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || srv.handle.connections().active
+            == 1)
+        .await,
+        "the request reaches the service"
+    );
     srv.handle.close_all_connections();
     let (bytes, closed) = read_until_close(&mut busy, Duration::from_secs(2)).await;
     assert!(bytes.is_empty(), "{}", String::from_utf8_lossy(&bytes));
@@ -81,7 +93,12 @@ async fn shutdown_timeout_drops_what_is_left() {
     .await;
     let mut busy = srv.tls().await;
     write_all(&mut busy, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || srv.handle.connections().active
+            == 1)
+        .await,
+        "the request reaches the service"
+    );
     let t0 = Instant::now();
     srv.handle.close().await;
     assert!(
@@ -101,7 +118,12 @@ async fn close_idle_connections_leaves_active_ones() {
     read_response(&mut idle).await;
     let mut partial = srv.tls().await;
     write_all(&mut partial, b"GET / HTTP/1.1\r\n").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || srv.handle.connections().active
+            == 1)
+        .await,
+        "the partial head is being read"
+    );
     srv.handle.close_idle_connections();
     let (_, closed) = read_until_close(&mut idle, Duration::from_secs(2)).await;
     assert!(closed);
@@ -121,7 +143,15 @@ async fn idle_connections(
         write_all(&mut c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         read_response(&mut c).await;
         conns.push(c);
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        let idle = conns.len();
+        assert!(
+            eventually(Duration::from_secs(5), || srv.handle.connections().idle
+                == idle)
+            .await
+        );
+        // Not a wait for state: the LRU order is kept in milliseconds, so each connection
+        // must become idle in a later millisecond than the one before.
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     conns
 }
@@ -217,8 +247,12 @@ async fn close_sends_h2_goaway_and_the_stream_completes() {
             .await
             .expect("nghttp runs")
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(srv.handle.connections().active, 1);
+    assert!(
+        eventually(Duration::from_secs(5), || srv.handle.connections().active
+            == 1)
+        .await,
+        "nghttp's stream reaches the service"
+    );
     srv.handle.close().await;
     let out = nghttp.await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

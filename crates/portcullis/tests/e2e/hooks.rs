@@ -59,8 +59,16 @@ async fn stalled_handshakes_do_not_starve_established_connections() {
         tcp.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
         stalled.push(tcp);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(srv.handle.connections().handshaking >= 50);
+    assert!(
+        eventually(Duration::from_secs(5), || srv
+            .handle
+            .connections()
+            .handshaking
+            >= 50)
+        .await,
+        "{:?}",
+        srv.handle.connections()
+    );
     let t0 = Instant::now();
     for _ in 0..20 {
         write_all(&mut established, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -89,8 +97,12 @@ async fn h2_in_flight_request_finishes_after_close() {
             .await
             .unwrap()
     });
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(srv.handle.connections().active, 1);
+    assert!(
+        eventually(Duration::from_secs(5), || srv.handle.connections().active
+            == 1)
+        .await,
+        "curl's stream reaches the service"
+    );
     srv.handle.close().await;
     let out = curl.await.unwrap();
     assert_eq!(

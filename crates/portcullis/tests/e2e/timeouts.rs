@@ -178,7 +178,13 @@ async fn unfinished_handshake_is_closed_and_reported() {
         elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(3),
         "{elapsed:?}"
     );
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        eventually(Duration::from_secs(2), || !errors
+            .lock()
+            .unwrap()
+            .is_empty())
+        .await
+    );
     assert_eq!(*errors.lock().unwrap(), vec!["ERR_TLS_HANDSHAKE_TIMEOUT"]);
     // The server still serves others.
     let out = srv.curl(&[&srv.url("/")]).await;

@@ -138,6 +138,7 @@ async fn proxied_peer_in_pieces(srv: &Running, pieces: &[&[u8]]) -> String {
         tcp.set_nodelay(true).unwrap();
         for (i, piece) in pieces.iter().enumerate() {
             if i > 0 {
+                // The pause is the scenario: the header arrives in several reads.
                 tokio::time::sleep(Duration::from_millis(30)).await;
             }
             tcp.write_all(piece).await.unwrap();
@@ -222,7 +223,11 @@ async fn many_sequential_connections_leave_no_open_files() {
         .await;
         read_until_close(&mut tls, Duration::from_secs(5)).await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || srv.handle.connections().total()
+            == 0)
+        .await
+    );
     let before = open_fds();
     for _ in 0..2000 {
         let mut tls = srv.tls().await;
@@ -234,15 +239,13 @@ async fn many_sequential_connections_leave_no_open_files() {
         let (bytes, closed) = read_until_close(&mut tls, Duration::from_secs(5)).await;
         assert!(closed && bytes.starts_with(b"HTTP/1.1 200"));
     }
-    // Server-side sockets close as their tasks end; give them a moment.
+    // Server-side sockets close as their tasks end.
     let mut after = open_fds();
-    for _ in 0..50 {
-        if after <= before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually(Duration::from_secs(5), || {
         after = open_fds();
-    }
+        after <= before
+    })
+    .await;
     assert!(
         after <= before,
         "open files grew from {before} to {after} ({addr})"
