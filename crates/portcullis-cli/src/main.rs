@@ -14,6 +14,7 @@ mod proxy_flags;
 mod reload;
 mod serve;
 mod tls_flags;
+mod trim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -158,6 +159,11 @@ pub struct ServeArgs {
     /// unlimited]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+
+    /// Connections the kernel queues before they are accepted (the listen backlog). (Node and
+    /// nginx: backlog) [default: the system's net.core.somaxconn on Linux, else 1024]
+    #[arg(long, value_name = "N")]
+    pub backlog: Option<u32>,
 
     /// At --max-connections, refuse new connections instead of closing the least recently used
     /// idle one. (ESP-IDF: lru_purge_enable = false) [default: purge on]

@@ -34,8 +34,15 @@ const HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// Runs `serve` to the end: exit code 2 for a bad flag or file, 1 for a failure while
 /// serving, 0 after a graceful shutdown.
 pub fn main(args: ServeArgs) -> ExitCode {
+    raise_fd_limit();
     let mut builder = match args.workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(1) => {
+            // One thread serves; the blocking pool (file watching and reading, off the serving
+            // thread) is named apart.
+            let mut builder = tokio::runtime::Builder::new_current_thread();
+            builder.thread_name("blocking-pool");
+            builder
+        }
         Some(n) => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             builder.worker_threads(usize::from(n));
@@ -69,6 +76,36 @@ pub fn main(args: ServeArgs) -> ExitCode {
     // Connections left past the shutdown timeout were dropped; do not wait for stragglers.
     runtime.shutdown_timeout(Duration::from_secs(1));
     code
+}
+
+/// Raises the soft open-file limit to the hard one, as nginx's `worker_rlimit_nofile`: each
+/// connection takes a descriptor, and a soft limit of 1024 (the usual default) caps a server
+/// at about a thousand clients whatever its memory. Said in the log, once.
+fn raise_fd_limit() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource};
+        let limit = getrlimit(Resource::Nofile);
+        let (Some(soft), hard) = (limit.current, limit.maximum) else {
+            return; // unlimited already
+        };
+        let target = hard.unwrap_or(u64::MAX).min(1 << 20);
+        if soft >= target {
+            return;
+        }
+        let raised = rustix::process::Rlimit {
+            current: Some(target),
+            maximum: hard,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => {
+                tracing::info!("open-file limit raised from {soft} to {target} (the hard limit)")
+            }
+            Err(e) => {
+                tracing::warn!("open-file limit stays at {soft}: cannot raise it to {target}: {e}")
+            }
+        }
+    }
 }
 
 /// Everything checked and bound, not yet serving.
@@ -186,6 +223,9 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
     if let Some(n) = args.max_connections {
         builder = builder.max_connections(n);
     }
+    if let Some(n) = args.backlog {
+        builder = builder.backlog(n);
+    }
     if let Some(n) = args.max_header_size {
         builder = builder.max_header_size(n);
     }
@@ -257,6 +297,7 @@ impl Ready {
         // Redirects point at the first TLS listener.
         let https_port = self.tls.first().map_or(443, |l| l.local_addr().port());
         tokio::spawn(crate::reload::watch(handle.clone(), self.tls_args));
+        tokio::spawn(crate::trim::watch(handle.clone()));
         #[cfg(unix)]
         if let Some(log) = self.access_log.clone() {
             tokio::spawn(reopen_on_sigusr1(log));

@@ -318,8 +318,7 @@ impl TlsArgs {
             builder = builder.keylog(keylog);
         }
         if let Some(path) = &self.ocsp {
-            let der = std::fs::read(path)
-                .with_context(|| format!("--ocsp {}: cannot read the file", path.display()))?;
+            let der = portcullis::tls::load_ocsp_response(path).context("--ocsp")?;
             builder = builder.ocsp_response(der);
         }
         if let Some(v) = &self.tls_min {

@@ -388,10 +388,13 @@ fn workers_1_serves_from_one_thread() {
     let server = Portcullis::start(home.path(), &["--listen", "127.0.0.1:0", "--workers", "1"]);
     assert_eq!(server.get("/", &["--http1.1"]).status, 200);
     assert_eq!(server.get("/", &["--http2"]).status, 200);
-    let tasks = fs::read_dir(format!("/proc/{}/task", server.child.id()))
+    // One thread serves; the blocking pool (the certificate watcher's file reads) is apart.
+    let serving: Vec<String> = fs::read_dir(format!("/proc/{}/task", server.child.id()))
         .unwrap()
-        .count();
-    assert_eq!(tasks, 1, "threads of `serve --workers 1`");
+        .map(|t| fs::read_to_string(t.unwrap().path().join("comm")).unwrap())
+        .filter(|name| name.trim() != "blocking-pool")
+        .collect();
+    assert_eq!(serving.len(), 1, "threads of `serve --workers 1`: {serving:?}");
 
     let out = run(home.path(), &["serve", "--workers", "0"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -488,4 +491,58 @@ fn release_idle_after_keeps_the_connection_serving() {
         .matches("releasing the HTTP/1 connection state")
         .count();
     assert!(released >= 2, "{}", server.log());
+}
+
+/// The `Send-Q` column `ss` shows for the listening socket on `port`: its backlog.
+fn listen_backlog(port: u16) -> Option<u32> {
+    let out = Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(2)?.parse().ok())
+}
+
+#[test]
+fn the_listen_backlog_is_somaxconn_by_default_and_set_by_backlog() {
+    require("ss");
+    let somaxconn: u32 = fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start(home.path(), &["--listen", "127.0.0.1:0"]);
+    // std and mio listen with 128; nginx with 511; we take what the system allows.
+    assert_eq!(
+        listen_backlog(server.port()),
+        Some(somaxconn.clamp(128, 65535))
+    );
+    let small = Portcullis::start(home.path(), &["--listen", "127.0.0.1:0", "--backlog", "77"]);
+    assert_eq!(listen_backlog(small.port()), Some(77));
+}
+
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_one_and_said() {
+    let home = tempfile::tempdir().unwrap();
+    let server =
+        Portcullis::start_with_ulimit(home.path(), &["--listen", "127.0.0.1:0"], "-S -n 256");
+    let limits = fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (soft, hard) = (fields[3], fields[4]);
+    // Raised to the hard limit, or to 2^20 when there is none.
+    let expected = if hard == "unlimited" { "1048576" } else { hard };
+    assert_eq!(soft, expected, "{line}");
+    assert_ne!(soft, "256", "{line}");
+    assert!(
+        server.log().contains("open-file limit raised from 256"),
+        "{}",
+        server.log()
+    );
 }

@@ -741,3 +741,89 @@ fn cert_new_client_makes_a_certificate_that_passes_required_client_authenticatio
     let refused = get("server-only");
     assert!(!refused.status.success());
 }
+
+#[test]
+fn key_material_that_is_no_regular_file_or_too_large_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = OpensslCa::new(dir.path());
+    ca.leaf("one", "one", "DNS:localhost", false);
+    let key = dir.path().join("one.key").display().to_string();
+    let cert = dir.path().join("one.pem").display().to_string();
+    let home = tempfile::tempdir().unwrap();
+    let serve = |cert: &str, key: &str| {
+        let out = run(
+            home.path(),
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--cert",
+                cert,
+                "--key",
+                key,
+            ],
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A device would be read forever (2 GB before failing, before this check).
+    let (code, err) = serve("/dev/zero", &key);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("/dev/zero") && err.contains("a character device"),
+        "{err}"
+    );
+    // A key file of 2 MiB is no key.
+    let big = dir.path().join("big.key");
+    fs::write(&big, vec![b'A'; 2 << 20]).unwrap();
+    let (code, err) = serve(&cert, &big.display().to_string());
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("big.key") && err.contains("larger than 1 MiB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_reload_from_a_named_pipe_is_refused_and_serving_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = OpensslCa::new(dir.path());
+    ca.leaf("one", "one", "DNS:localhost", false);
+    let live_cert = dir.path().join("live.pem");
+    let live_key = dir.path().join("live.key");
+    fs::copy(dir.path().join("one.pem"), &live_cert).unwrap();
+    fs::copy(dir.path().join("one.key"), &live_key).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            &live_cert.display().to_string(),
+            "--key",
+            &live_key.display().to_string(),
+        ],
+    );
+    // The certificate path becomes a FIFO: opening it to read would block until a writer
+    // comes, and before the reload moved off the runtime that froze every connection.
+    fs::remove_file(&live_cert).unwrap();
+    let made = Command::new("mkfifo").arg(&live_cert).status().unwrap();
+    assert!(made.success());
+    server.signal("HUP");
+    wait_for(
+        || server.log().contains("reload failed"),
+        "the refused reload to be logged",
+        &server,
+    );
+    assert!(server.log().contains("a named pipe"), "{}", server.log());
+    assert_eq!(
+        subject_cn(&s_client(server.port(), &["-servername", "localhost"])),
+        "one"
+    );
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some(), "SIGTERM is answered: {}", server.log());
+}

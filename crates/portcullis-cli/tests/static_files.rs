@@ -421,3 +421,125 @@ fn chromium_reads_utf8_text_and_html_without_meta_charset() {
     let html = chromium_dom(&format!("https://127.0.0.1:{}/page.html", server.port()));
     assert!(html.contains("<p>h\u{e9}llo \u{2713}</p>"), "{html}");
 }
+
+#[test]
+fn a_symlink_loop_is_403_as_in_nginx() {
+    let dir = site();
+    std::os::unix::fs::symlink(dir.path().join("loop-b"), dir.path().join("loop-a")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("loop-a"), dir.path().join("loop-b")).unwrap();
+    let (_home, server) = serve(dir.path(), &[]);
+    let reply = server.get("/loop-a", &[]);
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    // The server goes on.
+    assert_eq!(server.get("/notes.txt", &[]).status, 200);
+}
+
+/// One keep-alive TLS connection to the server, speaking HTTP/1.1 by hand.
+struct Probe {
+    tls: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+}
+
+impl Probe {
+    async fn open(server: &Portcullis) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(server.ca()).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
+            .await
+            .unwrap();
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        Self { tls }
+    }
+
+    /// GET `path`; the response head (lowercased) and body.
+    async fn get(&mut self, path: &str) -> (String, Vec<u8>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        self.tls.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8];
+            self.tls.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        let mut body = vec![0; len];
+        self.tls.read_exact(&mut body).await.unwrap();
+        (head, body)
+    }
+}
+
+#[test]
+fn out_of_file_descriptors_answers_503_with_retry_after_and_logs_once() {
+    let dir = site();
+    for i in 0..20 {
+        fs::write(dir.path().join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    let home = tempfile::tempdir().unwrap();
+    let args = ["--listen", "127.0.0.1:0", dir.path().to_str().unwrap()];
+    let server = Portcullis::start_with_ulimit(home.path(), &args, "-n 64");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut probe = Probe::open(&server).await;
+        let (head, _) = probe.get("/notes.txt").await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        // Connections that never say a word take every descriptor left (the rest wait in the
+        // accept queue), until the handshake timeout frees them.
+        let mut idle = Vec::new();
+        for _ in 0..100 {
+            idle.push(
+                tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let mut statuses = Vec::new();
+        for i in 0..20 {
+            let (head, _) = probe.get(&format!("/f{i}.txt")).await;
+            if head.starts_with("http/1.1 503") {
+                assert!(head.contains("retry-after: 2"), "{head}");
+            }
+            statuses.push(head[9..12].to_owned());
+        }
+        assert!(
+            statuses.iter().any(|s| s == "503"),
+            "a file open must fail with EMFILE: {statuses:?}\n{}",
+            server.log()
+        );
+        drop(idle);
+        // Descriptors come back: files are served again.
+        let mut served = false;
+        for _ in 0..100 {
+            let (head, body) = probe.get("/f19.txt").await;
+            if head.starts_with("http/1.1 200") {
+                assert_eq!(body, b"file 19\n");
+                served = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(served, "{}", server.log());
+    });
+    let log = server.log();
+    assert_eq!(
+        log.matches("cannot open files").count(),
+        1,
+        "one line per interval: {log}"
+    );
+}

@@ -56,11 +56,27 @@ impl Portcullis {
 
     /// As `start`, with extra environment variables.
     pub fn start_with_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(bin());
+        command.arg("serve").args(args);
+        Self::spawn(command, home, args, env)
+    }
+
+    /// As `start`, under `ulimit` options given to `sh` (`-n 64`: soft and hard open-file
+    /// limits of 64; `-S -n 256`: the soft one only).
+    pub fn start_with_ulimit(home: &Path, args: &[&str], ulimit: &str) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit {ulimit} && exec \"$0\" serve \"$@\""))
+            .arg(bin())
+            .args(args);
+        Self::spawn(command, home, args, &[])
+    }
+
+    fn spawn(mut command: Command, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let stderr = logs.path().join("stderr.log");
-        let mut child = Command::new(bin())
-            .arg("serve")
-            .args(args)
+        let mut child = command
             .env("PORTCULLIS_HOME", home)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())

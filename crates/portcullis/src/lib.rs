@@ -52,6 +52,10 @@
 //! The `http` types the API takes and returns are re-exported: [`Method`], [`StatusCode`],
 //! [`HeaderMap`], [`header`], [`Uri`], [`Version`], and the crate itself as [`http`].
 
+// The library holds no unsafe code at all (the workspace denies it; only the CLI allows one
+// audited allocator call).
+#![forbid(unsafe_code)]
+
 #[cfg(feature = "acme")]
 pub mod acme;
 #[cfg(feature = "cert")]
@@ -65,6 +69,10 @@ pub mod files;
 pub mod proxy;
 pub mod server;
 pub mod tls;
+
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzz;
 
 #[cfg(feature = "client")]
 pub use client::{Agent, Response};

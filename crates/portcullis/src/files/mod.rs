@@ -25,6 +25,7 @@
 mod body;
 mod cache;
 mod compress;
+mod failure;
 mod listing;
 mod mime;
 mod range;
@@ -50,6 +51,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 pub use body::FileBody;
 use cache::{Cache, Entry};
 use compress::Encoding;
+use failure::{Failure, FailureLog};
 use mime::Kind;
 use range::Ranged;
 
@@ -90,6 +92,7 @@ struct Inner {
     follow_symlinks: bool,
     compression: bool,
     cache: Option<Cache>,
+    failures: FailureLog,
 }
 
 /// Builds [`StaticFiles`]; see each setter for its default.
@@ -210,6 +213,7 @@ impl StaticFilesBuilder {
                 compression: self.compression,
                 cache: (self.cache_size > 0)
                     .then(|| Cache::new(self.cache_size, self.revalidate_after)),
+                failures: FailureLog::default(),
             }),
         })
     }
@@ -332,7 +336,8 @@ impl Inner {
             Ok(meta) if meta.is_file() => {
                 self.file(asked.path, &path, &meta, asked, StatusCode::OK)
             }
-            _ => self.not_found(asked),
+            Ok(_) => self.not_found(asked),
+            Err(e) => self.failed(asked, &path, &e),
         }
     }
 
@@ -361,8 +366,9 @@ impl Inner {
         if meta.len() > SMALL_FILE {
             return self.stream(path, meta, validators, kind, asked, status);
         }
-        let Ok(bytes) = std::fs::read(path) else {
-            return self.error(asked);
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) => return self.failed(asked, path, &e),
         };
         let validators = if bytes.len() as u64 == meta.len() {
             validators
@@ -543,7 +549,7 @@ impl Inner {
         } else {
             match std::fs::File::open(&source) {
                 Ok(file) => FileBody::file(file, offset, count),
-                Err(_) => return self.error(asked),
+                Err(e) => return self.failed(asked, &source, &e),
             }
         };
         let mut res = Response::new(body);
@@ -658,8 +664,9 @@ impl Inner {
 
     fn listing(&self, dir: &Path, asked: &Asked<'_>, query: Option<&str>) -> Response<FileBody> {
         let (sort, descending) = listing::sort_from_query(query);
-        let Ok(items) = listing::read(dir, self.dotfiles, sort, descending) else {
-            return self.error(asked);
+        let items = match listing::read(dir, self.dotfiles, sort, descending) {
+            Ok(items) => items,
+            Err(e) => return self.failed(asked, dir, &e),
         };
         let json = asked
             .headers
@@ -696,6 +703,28 @@ impl Inner {
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot read the file\n",
         ))
+    }
+
+    /// The answer to an I/O error on `path` (see `failure.rs`), logged at most once per
+    /// interval when it is the server's trouble.
+    fn failed(&self, asked: &Asked<'_>, path: &Path, e: &std::io::Error) -> Response<FileBody> {
+        let failure = failure::classify(e);
+        self.failures.record(failure, path, e);
+        match failure {
+            Failure::NotFound => self.not_found(asked),
+            Failure::Forbidden => self.finish(text(StatusCode::FORBIDDEN, "403 forbidden\n")),
+            Failure::Exhausted => {
+                let mut res = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "503 service unavailable: the server is out of file descriptors or \
+                     memory; try again shortly\n",
+                );
+                res.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("2"));
+                self.finish(res)
+            }
+            Failure::Other => self.error(asked),
+        }
     }
 
     fn preflight(&self, headers: &HeaderMap) -> Response<FileBody> {

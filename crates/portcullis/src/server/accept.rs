@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) https_port: Option<u16>,
     pub(crate) proxy_protocol: bool,
+    /// The listen backlog for the sockets the server binds itself.
+    pub(crate) backlog: u32,
     pub(crate) plain_http_response: PlainHttpResponse,
     pub(crate) hooks: Hooks,
     pub(crate) tls_addrs: TlsAddrs,

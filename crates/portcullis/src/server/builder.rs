@@ -43,6 +43,7 @@ pub struct ServerBuilder {
     max_connections: usize,
     lru_purge: bool,
     max_concurrent_handshakes: usize,
+    backlog: Option<u32>,
     shutdown_timeout: Option<Duration>,
     hsts: Option<Duration>,
     https_port: Option<u16>,
@@ -99,6 +100,7 @@ impl ServerBuilder {
             max_connections: 0,
             lru_purge: true,
             max_concurrent_handshakes: 512,
+            backlog: None,
             shutdown_timeout: None,
             hsts: None,
             https_port: None,
@@ -180,6 +182,15 @@ impl ServerBuilder {
     /// zero keeps the buffers for the connection's life. HTTP/2 connections keep theirs.
     pub fn release_idle_buffers_after(mut self, idle: Duration) -> Self {
         self.release_idle_buffers_after = idle;
+        self
+    }
+
+    /// The listen backlog of the sockets [`Server::bind`](crate::Server::bind) and `serve` bind: how many
+    /// connections the kernel queues before they are accepted (Node's and nginx's `backlog`).
+    /// Default: the system's `net.core.somaxconn` on Linux (4096 on current kernels), else 1024;
+    /// the kernel caps it at `somaxconn` in any case.
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.backlog = Some(backlog.max(1));
         self
     }
 
@@ -441,6 +452,7 @@ impl ServerBuilder {
             shutdown_timeout: self.shutdown_timeout,
             https_port: self.https_port,
             proxy_protocol: self.proxy_protocol,
+            backlog: self.backlog.unwrap_or_else(super::listen::default_backlog),
             plain_http_response: self.plain_http_response,
             hooks: self.hooks,
             tls_addrs: Mutex::new(Vec::new()),

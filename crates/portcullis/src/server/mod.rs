@@ -9,11 +9,12 @@ pub(crate) mod accept;
 mod builder;
 mod idle;
 mod info;
-mod proxy_protocol;
+mod listen;
+pub(crate) mod proxy_protocol;
 mod redirect;
 mod registry;
 mod service;
-mod sniff;
+pub(crate) mod sniff;
 mod socket;
 mod timeouts;
 
@@ -88,44 +89,45 @@ impl Listener {
 
 /// Anything `serve` can listen on: a [`Listener`], a tokio or std `TcpListener`, or an address.
 pub trait IntoListener: Send {
-    /// Binds (if needed) and returns the listener.
-    fn into_listener(self) -> impl Future<Output = io::Result<TcpListener>> + Send;
+    /// Binds (if needed, listening with `backlog`) and returns the listener. A listener bound
+    /// already keeps the backlog it was bound with.
+    fn into_listener(self, backlog: u32) -> impl Future<Output = io::Result<TcpListener>> + Send;
 }
 
 impl IntoListener for Listener {
-    async fn into_listener(self) -> io::Result<TcpListener> {
+    async fn into_listener(self, _backlog: u32) -> io::Result<TcpListener> {
         Ok(self.inner)
     }
 }
 
 impl IntoListener for TcpListener {
-    async fn into_listener(self) -> io::Result<TcpListener> {
+    async fn into_listener(self, _backlog: u32) -> io::Result<TcpListener> {
         Ok(self)
     }
 }
 
 impl IntoListener for std::net::TcpListener {
-    async fn into_listener(self) -> io::Result<TcpListener> {
+    async fn into_listener(self, _backlog: u32) -> io::Result<TcpListener> {
         self.set_nonblocking(true)?;
         TcpListener::from_std(self)
     }
 }
 
 impl IntoListener for SocketAddr {
-    async fn into_listener(self) -> io::Result<TcpListener> {
-        TcpListener::bind(self).await
+    async fn into_listener(self, backlog: u32) -> io::Result<TcpListener> {
+        listen::bind(self, backlog).await
     }
 }
 
 impl IntoListener for &str {
-    async fn into_listener(self) -> io::Result<TcpListener> {
-        TcpListener::bind(self).await
+    async fn into_listener(self, backlog: u32) -> io::Result<TcpListener> {
+        listen::bind(self, backlog).await
     }
 }
 
 impl IntoListener for String {
-    async fn into_listener(self) -> io::Result<TcpListener> {
-        TcpListener::bind(self.as_str()).await
+    async fn into_listener(self, backlog: u32) -> io::Result<TcpListener> {
+        listen::bind(self.as_str(), backlog).await
     }
 }
 
@@ -142,7 +144,8 @@ impl Server {
         }
     }
 
-    /// Binds a TCP listener (port 0 picks a free port).
+    /// Binds a TCP listener (port 0 picks a free port), listening with the configured
+    /// [`backlog`](ServerBuilder::backlog).
     ///
     /// # Errors
     /// The address cannot be resolved or bound; the error names it.
@@ -151,7 +154,7 @@ impl Server {
         addr: impl tokio::net::ToSocketAddrs + fmt::Debug,
     ) -> Result<Listener> {
         let what = format!("cannot listen on {addr:?}");
-        let inner = TcpListener::bind(addr)
+        let inner = listen::bind(addr, self.shared.backlog)
             .await
             .map_err(|e| Error::io(&what, e))?;
         let local_addr = inner.local_addr().map_err(|e| Error::io(&what, e))?;
@@ -181,7 +184,7 @@ impl Server {
         B::Error: Into<BoxError>,
     {
         let listener = listener
-            .into_listener()
+            .into_listener(self.shared.backlog)
             .await
             .map_err(|e| Error::io("cannot listen", e))?;
         self.start_acme();
@@ -257,7 +260,7 @@ impl Server {
         B::Error: Into<BoxError>,
     {
         let listener = listener
-            .into_listener()
+            .into_listener(self.shared.backlog)
             .await
             .map_err(|e| Error::io("cannot listen", e))?;
         self.start_acme();

@@ -4,8 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
 /// The longest v1 line, CRLF included (the spec's bound).
@@ -20,7 +19,9 @@ const MIN_HEADER: usize = 15;
 ///
 /// Returns the source address it carries, or `None` for `UNKNOWN`/`LOCAL` (the connection's own
 /// address then stands). A missing or malformed header is an error.
-pub(crate) async fn read_header(stream: &mut TcpStream) -> io::Result<Option<SocketAddr>> {
+pub(crate) async fn read_header<R: AsyncRead + Unpin>(
+    stream: &mut R,
+) -> io::Result<Option<SocketAddr>> {
     let mut head = [0u8; MIN_HEADER];
     stream.read_exact(&mut head).await?;
     if head[..12] == V2_SIGNATURE[..] {

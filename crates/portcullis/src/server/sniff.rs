@@ -4,7 +4,7 @@
 
 use std::io;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// What the client started with.
@@ -43,8 +43,13 @@ pub(crate) async fn first_bytes(stream: &TcpStream) -> io::Result<FirstBytes> {
     if n == 0 {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
-    let head = &head[..n];
-    Ok(match head[0] {
+    Ok(classify(&head[..n]))
+}
+
+/// What the first (up to 11, at least 1) bytes of a connection say it is.
+pub(crate) fn classify(head: &[u8]) -> FirstBytes {
+    let n = head.len();
+    match head[0] {
         0x16 => FirstBytes::Tls {
             record_len: (n >= 5).then(|| usize::from(u16::from_be_bytes([head[3], head[4]]))),
             message_type: (n >= 6).then(|| head[5]),
@@ -58,7 +63,7 @@ pub(crate) async fn first_bytes(stream: &TcpStream) -> io::Result<FirstBytes> {
         b if b & 0x80 != 0 && n >= 3 && head[2] == 0x01 => FirstBytes::SslV2Hello,
         b'A'..=b'Z' => FirstBytes::PlainHttp,
         _ => FirstBytes::Junk,
-    })
+    }
 }
 
 /// A fatal alert in a plaintext record of `record_version`. Written only where no TLS state
@@ -201,8 +206,8 @@ pub(crate) async fn refuse_old_version(stream: &mut TcpStream) -> io::Result<()>
 }
 
 /// Reads the plain-HTTP request head (bounded) and answers it, then closes.
-pub(crate) async fn answer_plain_http(
-    stream: &mut TcpStream,
+pub(crate) async fn answer_plain_http<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     mode: PlainHttpResponse,
     https_port: u16,
 ) -> io::Result<()> {

@@ -65,11 +65,11 @@ impl Identity {
         passphrase: Option<&Passphrase>,
     ) -> Result<Self> {
         let (cert, key) = (cert.as_ref(), key.as_ref());
-        let cert_data = keyfile::read_secret(cert)?;
+        let cert_data = keyfile::read_bounded(cert, keyfile::MAX_BUNDLE)?;
         let key_data = if key == cert {
             None
         } else {
-            Some(keyfile::read_secret(key)?)
+            Some(keyfile::read_bounded(key, keyfile::MAX_KEY)?)
         };
         let key_bytes: &[u8] = key_data.as_deref().map_or(&cert_data[..], |k| &k[..]);
         for (path, data) in [(cert, &cert_data[..]), (key, key_bytes)] {
@@ -100,7 +100,7 @@ impl Identity {
     /// As [`Identity::from_pkcs12`], and a file that cannot be read; the error names the file.
     pub fn from_pkcs12_file(path: impl AsRef<Path>, passphrase: &Passphrase) -> Result<Self> {
         let path = path.as_ref();
-        let data = keyfile::read_secret(path)?;
+        let data = keyfile::read_bounded(path, keyfile::MAX_BUNDLE)?;
         Self::from_pkcs12(&data, passphrase).map_err(|e| e.with_path(path))
     }
 

@@ -9,7 +9,7 @@ pub(crate) mod host_check;
 mod identity;
 pub(crate) mod keyfile;
 mod keylog;
-mod options;
+pub(crate) mod options;
 mod passphrase;
 mod peer;
 mod server;
@@ -29,7 +29,9 @@ pub use options::{openssl_name, TlsVersion};
 pub use passphrase::Passphrase;
 pub use peer::{DistinguishedName, PeerCertificate};
 pub(crate) use server::FixedIdentity;
-pub use server::{load_crls, ServerTlsConfig, ServerTlsConfigBuilder, SniFuture};
+pub use server::{
+    load_crls, load_ocsp_response, ServerTlsConfig, ServerTlsConfigBuilder, SniFuture,
+};
 pub use session::TlsInfo;
 pub use tickets::TicketKeys;
 pub(crate) use verify::{judge_client_chain, verifier_error};

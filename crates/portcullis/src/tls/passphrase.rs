@@ -28,10 +28,7 @@ impl Passphrase {
     /// A file that cannot be read or is not UTF-8 text; the error names the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = Zeroizing::new(
-            std::fs::read(path)
-                .map_err(|e| Error::io("cannot read passphrase file", e).with_path(path))?,
-        );
+        let bytes = super::keyfile::read_bounded(path, super::keyfile::MAX_SMALL)?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| Error::config("the passphrase file is not UTF-8 text").with_path(path))?;
         let text = text

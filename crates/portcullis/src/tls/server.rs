@@ -765,6 +765,17 @@ impl ResolvesServerCert for FixedIdentity {
     }
 }
 
+/// Reads a DER OCSP response (`openssl ocsp -respout`) for
+/// [`ServerTlsConfigBuilder::ocsp_response`].
+///
+/// # Errors
+/// The file cannot be read, is not a regular file or is over 1 MiB; the error names it.
+pub fn load_ocsp_response(path: impl AsRef<std::path::Path>) -> Result<Vec<u8>> {
+    let path = path.as_ref();
+    let bytes = super::keyfile::read_bounded(path, super::keyfile::MAX_SMALL)?;
+    Ok(bytes.to_vec())
+}
+
 /// Reads certificate revocation lists from a PEM (`X509 CRL`) or DER file.
 ///
 /// # Errors
@@ -774,10 +785,9 @@ pub fn load_crls(
 ) -> Result<Vec<CertificateRevocationListDer<'static>>> {
     use rustls_pki_types::pem::PemObject;
     let path = path.as_ref();
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::io("cannot read the CRL file", e).with_path(path))?;
+    let bytes = super::keyfile::read_bounded(path, super::keyfile::MAX_CRL)?;
     if !bytes.starts_with(b"-----") && bytes.first() == Some(&0x30) {
-        return Ok(vec![CertificateRevocationListDer::from(bytes)]);
+        return Ok(vec![CertificateRevocationListDer::from(bytes.to_vec())]);
     }
     let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
         .collect::<std::result::Result<Vec<_>, _>>()

@@ -75,10 +75,7 @@ impl TicketKeys {
     /// The file cannot be read or its length is not a multiple of 48; the error names it.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = Zeroizing::new(
-            std::fs::read(path)
-                .map_err(|e| Error::io("cannot read ticket keys", e).with_path(path))?,
-        );
+        let bytes = super::keyfile::read_bounded(path, super::keyfile::MAX_SMALL)?;
         Self::from_bytes(&bytes).map_err(|e| e.with_path(path))
     }
 

@@ -18,10 +18,12 @@ use crate::error::{Error, Result};
 
 mod encrypted;
 mod kind;
+mod read;
 
 use encrypted::*;
 pub(crate) use kind::KeyKind;
 use kind::*;
+pub(crate) use read::{read_bounded, MAX_BUNDLE, MAX_CRL, MAX_KEY, MAX_SMALL};
 
 /// The message of every error where decryption failed: a wrong passphrase, or a damaged file
 /// (the two cannot be told apart once the structure around the ciphertext is sound).
@@ -39,15 +41,8 @@ pub(crate) const WRONG_PASSPHRASE: &str =
 /// it holds instead). The error names the file.
 pub fn load_certificates(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>> {
     let path = path.as_ref();
-    let data = read_secret(path)?;
+    let data = read_bounded(path, MAX_BUNDLE)?;
     certificates(&data).map_err(|e| e.with_path(path))
-}
-
-/// Reads a file that may hold a secret (a key): the buffer is zeroized when dropped.
-pub(crate) fn read_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    std::fs::read(path)
-        .map(Zeroizing::new)
-        .map_err(|e| Error::io("cannot read file", e).with_path(path))
 }
 
 /// The certificates in `data`, PEM or DER, in file order.
