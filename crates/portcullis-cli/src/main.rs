@@ -9,6 +9,8 @@ mod cert;
 mod files_flags;
 mod get;
 mod hello;
+mod listen_arg;
+use listen_arg::parse_listen;
 mod log;
 mod proxy_flags;
 mod reload;
@@ -197,20 +199,6 @@ pub struct ServeArgs {
 }
 
 /// Accepts `IP:PORT` (IPv6 in brackets) or `HOST:PORT`.
-fn parse_listen(value: &str) -> Result<String, String> {
-    if value.parse::<std::net::SocketAddr>().is_ok() {
-        return Ok(value.to_owned());
-    }
-    match value.rsplit_once(':') {
-        Some((host, port))
-            if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() =>
-        {
-            Ok(value.to_owned())
-        }
-        _ => Err("expected ADDR:PORT, e.g. 127.0.0.1:8443 or [::1]:8443".to_owned()),
-    }
-}
-
 fn main() -> ExitCode {
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().get_matches();

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use portcullis::ServerHandle;
 
-/// How often the connection count is looked at.
-const EVERY: Duration = Duration::from_secs(2);
+/// How often the connection count is looked at (often enough to see the peak of a burst that
+/// lasts a second; a look walks the connection registry once).
+const EVERY: Duration = Duration::from_millis(250);
 
 /// A drop smaller than this is not worth a walk of the arenas.
 const MIN_DROP: usize = 500;

@@ -394,7 +394,11 @@ fn workers_1_serves_from_one_thread() {
         .map(|t| fs::read_to_string(t.unwrap().path().join("comm")).unwrap())
         .filter(|name| name.trim() != "blocking-pool")
         .collect();
-    assert_eq!(serving.len(), 1, "threads of `serve --workers 1`: {serving:?}");
+    assert_eq!(
+        serving.len(),
+        1,
+        "threads of `serve --workers 1`: {serving:?}"
+    );
 
     let out = run(home.path(), &["serve", "--workers", "0"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -545,4 +549,35 @@ fn the_soft_open_file_limit_is_raised_to_the_hard_one_and_said() {
         "{}",
         server.log()
     );
+}
+
+#[test]
+fn out_of_descriptors_idle_keep_alive_clients_make_way_for_new_ones() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start_with_ulimit(home.path(), &["--listen", "127.0.0.1:0"], "-n 48");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // More idle keep-alive clients than the server has descriptors for: each made one
+        // request and waits. Opening the last ones already needs room.
+        let mut idle = Vec::new();
+        for _ in 0..60 {
+            let connect = KeepAlive::open(&server);
+            let Ok(mut client) = tokio::time::timeout(Duration::from_secs(5), connect).await else {
+                panic!("a new client waited 5 s: {}", server.log());
+            };
+            let (head, _) = client.get("/").await;
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            idle.push(client);
+        }
+    });
+    // As nginx does with its reusable connections: the least recently used idle ones are
+    // closed so that the new ones are served, and the log says so.
+    assert!(
+        server
+            .log()
+            .contains("closing the least recently used idle connections"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(server.get("/", &[]).status, 200);
 }

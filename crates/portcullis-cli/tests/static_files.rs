@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use portcullis_test_support::cli as support;
 
-use support::{Portcullis, Reply};
+use support::{KeepAlive, Portcullis, Reply};
 
 fn serve(dir: &Path, extra: &[&str]) -> (tempfile::TempDir, Portcullis) {
     let home = tempfile::tempdir().unwrap();
@@ -434,57 +434,6 @@ fn a_symlink_loop_is_403_as_in_nginx() {
     assert_eq!(server.get("/notes.txt", &[]).status, 200);
 }
 
-/// One keep-alive TLS connection to the server, speaking HTTP/1.1 by hand.
-struct Probe {
-    tls: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-}
-
-impl Probe {
-    async fn open(server: &Portcullis) -> Self {
-        use rustls::pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_file_iter(server.ca()).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
-            .await
-            .unwrap();
-        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-            .connect("localhost".try_into().unwrap(), tcp)
-            .await
-            .unwrap();
-        Self { tls }
-    }
-
-    /// GET `path`; the response head (lowercased) and body.
-    async fn get(&mut self, path: &str) -> (String, Vec<u8>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
-        self.tls.write_all(request.as_bytes()).await.unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut byte = [0u8];
-            self.tls.read_exact(&mut byte).await.unwrap();
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map_or(0, |v| v.trim().parse().unwrap());
-        let mut body = vec![0; len];
-        self.tls.read_exact(&mut body).await.unwrap();
-        (head, body)
-    }
-}
-
 #[test]
 fn out_of_file_descriptors_answers_503_with_retry_after_and_logs_once() {
     let dir = site();
@@ -492,11 +441,18 @@ fn out_of_file_descriptors_answers_503_with_retry_after_and_logs_once() {
         fs::write(dir.path().join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
     }
     let home = tempfile::tempdir().unwrap();
-    let args = ["--listen", "127.0.0.1:0", dir.path().to_str().unwrap()];
+    // Without LRU purge: with it, running out of descriptors at accept closes idle keep-alive
+    // connections, this test's own among them (see cli.rs).
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--no-lru-purge",
+        dir.path().to_str().unwrap(),
+    ];
     let server = Portcullis::start_with_ulimit(home.path(), &args, "-n 64");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let mut probe = Probe::open(&server).await;
+        let mut probe = KeepAlive::open(&server).await;
         let (head, _) = probe.get("/notes.txt").await;
         assert!(head.starts_with("http/1.1 200"), "{head}");
         // Connections that never say a word take every descriptor left (the rest wait in the

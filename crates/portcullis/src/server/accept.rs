@@ -159,8 +159,20 @@ where
                 pair
             }
             Err(e) => {
-                // EMFILE and friends: wait (20 ms doubling to 1 s while it lasts), warn once per
-                // episode and then every 10 s with the count; never stop.
+                // Out of descriptors: close the least recently used idle keep-alive
+                // connections (when LRU purge is on, as nginx drains its reusable ones) and
+                // accept again at once; a client waiting in the queue matters more than one
+                // that is idle.
+                if is_out_of_descriptors(&e) {
+                    let drained = shared.registry.drain_idle(DRAIN_ON_EMFILE);
+                    if drained > 0 {
+                        backoff.drained(drained);
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                }
+                // Otherwise (or nothing idle to close): wait (20 ms doubling to 1 s while it
+                // lasts), warn once per episode and then every 10 s with the count; never stop.
                 let pause = backoff.failed(&e);
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
@@ -259,11 +271,21 @@ struct Connection<S> {
     service: S,
 }
 
+/// Idle connections closed at a time when accept runs out of descriptors.
+const DRAIN_ON_EMFILE: usize = 32;
+
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    // EMFILE and ENFILE on Linux and the BSDs alike.
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
 /// The accept loop's pause after a failed `accept` (out of file descriptors, most often).
 #[derive(Debug, Default)]
 struct AcceptBackoff {
     pause: Duration,
     failures: u64,
+    /// Idle connections closed to free descriptors in this episode.
+    drained: u64,
     warned: Option<tokio::time::Instant>,
 }
 
@@ -301,6 +323,22 @@ impl AcceptBackoff {
             tracing::info!(failures = self.failures, "accepting again");
         }
         *self = Self::default();
+    }
+
+    /// Idle connections were closed for descriptors: said once per 10 s with the count.
+    fn drained(&mut self, n: usize) {
+        self.drained += n as u64;
+        let now = tokio::time::Instant::now();
+        if self
+            .warned
+            .is_none_or(|at| now.duration_since(at) >= Self::WARN_EVERY)
+        {
+            tracing::warn!(
+                closed = self.drained,
+                "out of file descriptors: closing the least recently used idle connections to                  accept new ones (raise the limit, ulimit -n, to keep them)"
+            );
+            self.warned = Some(now);
+        }
     }
 }
 

@@ -61,6 +61,15 @@ pub(crate) async fn read_header<R: AsyncRead + Unpin>(
         stream.read_exact(&mut byte).await?;
         line.push(byte[0]);
     }
+    // The line is printable ASCII up to its CRLF (the spec's alphabet). Checked here because
+    // ppp 2.3 slices the text at the first CR plus two bytes, which panics when a multi-byte
+    // character follows a stray CR (found by the proxy_header fuzz target).
+    let body = &line[..line.len() - 2];
+    if !body.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return Err(invalid(
+            "PROXY v1 line holds bytes other than printable ASCII",
+        ));
+    }
     let text = std::str::from_utf8(&line).map_err(invalid)?;
     let parsed = ppp::v1::Header::try_from(text).map_err(invalid)?;
     Ok(match parsed.addresses {
@@ -72,4 +81,36 @@ pub(crate) async fn read_header<R: AsyncRead + Unpin>(
 
 fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("PROXY protocol: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(bytes: &[u8]) -> io::Result<Option<SocketAddr>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(read_header(&mut &bytes[..]))
+    }
+
+    #[test]
+    fn v1_and_v2_headers_give_the_source_address() {
+        assert_eq!(
+            parse(b"PROXY TCP4 192.0.2.1 192.0.2.2 56324 443\r\n").unwrap(),
+            Some("192.0.2.1:56324".parse().unwrap())
+        );
+        assert_eq!(parse(b"PROXY UNKNOWN\r\n").unwrap(), None);
+        let v2 =
+            b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x01\xc0\x00\x02\x02\xdc\x04\x01\xbb";
+        assert_eq!(parse(v2).unwrap(), Some("192.0.2.1:56324".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_v1_line_with_a_stray_cr_before_a_multibyte_character_is_refused_not_a_panic() {
+        // The fuzzer's first find: ppp would slice inside the two-byte character.
+        let input = b"PROXY \n\r\xc8\xb4\nTCP6\r\r\nCP6\r\r\n";
+        let err = parse(input).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    }
 }

@@ -325,6 +325,33 @@ impl Registry {
         }
     }
 
+    /// Closes up to `n` idle connections, least recently used first, to give their
+    /// descriptors to new clients when the process has none left (nginx's
+    /// `ngx_drain_connections`). Only with LRU purge on. Returns how many were closed.
+    pub(crate) fn drain_idle(&self, n: usize) -> usize {
+        if !self.lru_purge {
+            return 0;
+        }
+        let mut conns = self.lock();
+        let mut idle: Vec<(u64, u64)> = conns
+            .values()
+            .filter(|c| c.phase() == Phase::Idle)
+            .map(|c| (c.idle_since_ms.load(Ordering::Acquire), c.id))
+            .collect();
+        idle.sort_unstable();
+        let mut closed = 0;
+        for (_, id) in idle.into_iter().take(n) {
+            if let Some(conn) = conns.remove(&id) {
+                conn.fire_kill();
+                closed += 1;
+            }
+        }
+        if closed > 0 {
+            self.count.send_replace(conns.len());
+        }
+        closed
+    }
+
     pub(crate) fn close_all(&self) {
         for conn in self.lock().values() {
             conn.fire_kill();
@@ -356,6 +383,26 @@ impl Drop for ConnGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn draining_closes_the_least_recently_used_idle_connections_only() {
+        let reg = Arc::new(Registry::new(0, true));
+        let guards: Vec<_> = (0..4).map(|_| reg.admit().unwrap()).collect();
+        guards[3].conn.set_phase(Phase::Idle);
+        std::thread::sleep(Duration::from_millis(2));
+        guards[1].conn.set_phase(Phase::Idle);
+        guards[2].conn.set_phase(Phase::Processing);
+        assert_eq!(reg.drain_idle(1), 1);
+        assert!(guards[3].conn.is_killed(), "the oldest idle one goes first");
+        assert!(!guards[1].conn.is_killed());
+        assert_eq!(reg.drain_idle(32), 1);
+        assert!(guards[1].conn.is_killed());
+        assert!(!guards[0].conn.is_killed() && !guards[2].conn.is_killed());
+        let strict = Arc::new(Registry::new(0, false));
+        let idle = strict.admit().unwrap();
+        idle.conn.set_phase(Phase::Idle);
+        assert_eq!(strict.drain_idle(32), 0, "not without LRU purge");
+    }
 
     #[test]
     fn lru_purge_picks_oldest_idle() {
