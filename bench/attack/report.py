@@ -125,15 +125,55 @@ def write(path, out):
     return 0
 
 
+def readme(path, readme_path):
+    """The compact table between the attack markers of the README."""
+    data = rows(path)
+    by, order = {}, []
+    for r in data:
+        if r["scenario"] not in by:
+            order.append(r["scenario"])
+        by.setdefault(r["scenario"], {})[r["server"]] = r
+
+    def fmt(r):
+        if not r or "error" in r:
+            return "–"
+        s = r.get("legit_success")
+        return f"{s:.1%}, p99 {r.get('legit_p99_ms')} ms" if s is not None else "–"
+
+    table = ["| scenario | portcullis: legit success, p99 | nginx: legit success, p99 | portcullis peak RSS MB, fds back |",
+             "|---|---|---|---|"]
+    for name in order:
+        p, n = by[name].get("portcullis"), by[name].get("nginx")
+        back = "–"
+        if p and "error" not in p:
+            back = f"{mb(p.get('rss_peak'))}, {'yes' if not fd_leak(p) else 'NO'}"
+        table.append(f"| {name} | {fmt(p)} | {fmt(n)} | {back} |")
+    with open(readme_path) as f:
+        text = f.read()
+    start, end = "<!-- attack:start -->", "<!-- attack:end -->"
+    if start not in text:
+        raise SystemExit(f"{readme_path} has no {start} marker")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    with open(readme_path, "w") as f:
+        f.write(head + start + "\n" + "\n".join(table) + "\n" + end + tail)
+    print(f"updated {readme_path}", file=sys.stderr)
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--write")
+    ap.add_argument("--readme")
     args = ap.parse_args()
     if args.check:
         sys.exit(check(args.results))
-    sys.exit(write(args.results, args.write))
+    code = write(args.results, args.write)
+    if args.readme:
+        code = code or readme(args.results, args.readme)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 #
 #   bench/attack/run.sh [--short] [--only NAME[,NAME...]]
 #
-# Full mode (about 25 minutes) writes bench/attack/results.jsonl and bench/ATTACK.md. --short
+# Full mode (about 25 minutes) writes bench/attack/results.jsonl, bench/ATTACK.md and the
+# README table. --short
 # (each scenario a few seconds, about 8 minutes, portcullis only) is what .ci/run runs: it fails
 # on a panic, a descriptor leak or legitimate success below 95%. Everything stays on 127.0.0.1;
 # servers on core 0, attackers on core 1; every process started here ends with it.
@@ -65,5 +66,5 @@ else
   OUT="$HERE/results.jsonl"
   : > "$OUT"
   python3 "$HERE/attack.py" --dir "$RUN" --portcullis "$BIN" --out "$OUT" "${PASS[@]}"
-  python3 "$HERE/report.py" "$OUT" --write "$ROOT/bench/ATTACK.md"
+  python3 "$HERE/report.py" "$OUT" --write "$ROOT/bench/ATTACK.md" --readme "$ROOT/README.md"
 fi
