@@ -15,7 +15,6 @@ CPU are sampled; after it, how long RSS and descriptors take to come back to the
 """
 import argparse
 import asyncio
-import ctypes
 import json
 import logging
 import os
@@ -37,39 +36,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 LEGIT_RATE = 10  # requests per second, each on a new connection
 LEGIT_TIMEOUT = 5.0
 RECOVERY_LIMIT = 15.0  # seconds allowed for fds and RSS to come back
-_libc = ctypes.CDLL(None, use_errno=True)
-STARTED = []
-
-
-def _die_with_parent():
-    _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def spawn(cmd, log, **kw):
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            preexec_fn=_die_with_parent, **kw)
-    STARTED.append(proc)
-    return proc
-
-
-def kill_all():
-    for proc in STARTED:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-    STARTED.clear()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Process handling shared with the benchmark: every process started ends with this one.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from measure import free_port, kill_all, spawn  # noqa: E402
 
 
 def client_context(alpn=("http/1.1",)):
