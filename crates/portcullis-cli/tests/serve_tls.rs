@@ -431,22 +431,7 @@ fn reload_on_sighup_and_on_file_change_keeps_the_old_identity_on_error() {
     ca.leaf("one", "one", "DNS:localhost", false);
     ca.leaf("two", "two", "DNS:localhost", false);
     ca.leaf("three", "three", "DNS:localhost", false);
-    let live_cert = dir.path().join("live.pem");
-    let live_key = dir.path().join("live.key");
-    fs::copy(dir.path().join("one.pem"), &live_cert).unwrap();
-    fs::copy(dir.path().join("one.key"), &live_key).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let server = Portcullis::start(
-        home.path(),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--cert",
-            &live_cert.display().to_string(),
-            "--key",
-            &live_key.display().to_string(),
-        ],
-    );
+    let (live_cert, live_key, _home, server) = serve_live(dir.path());
     let port = server.port();
     assert_eq!(
         subject_cn(&s_client(port, &["-servername", "localhost"])),
@@ -487,6 +472,29 @@ fn reload_on_sighup_and_on_file_change_keeps_the_old_identity_on_error() {
         "the file-change reload",
         &server,
     );
+}
+
+/// `portcullis serve` on `live.pem`/`live.key` in `dir`, copied from the leaf `one` there: the
+/// files the reload tests change under the running server. The home directory lives as long as
+/// the server.
+fn serve_live(dir: &Path) -> (PathBuf, PathBuf, tempfile::TempDir, Portcullis) {
+    let live_cert = dir.join("live.pem");
+    let live_key = dir.join("live.key");
+    fs::copy(dir.join("one.pem"), &live_cert).unwrap();
+    fs::copy(dir.join("one.key"), &live_key).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            &live_cert.display().to_string(),
+            "--key",
+            &live_key.display().to_string(),
+        ],
+    );
+    (live_cert, live_key, home, server)
 }
 
 fn wait_for(check: impl FnMut() -> bool, what: &str, server: &Portcullis) {
@@ -621,22 +629,7 @@ fn reload_during_an_h2load_run_fails_no_request() {
     let ca = OpensslCa::new(dir.path());
     ca.leaf("one", "one", "DNS:localhost", false);
     ca.leaf("two", "two", "DNS:localhost", false);
-    let live_cert = dir.path().join("live.pem");
-    let live_key = dir.path().join("live.key");
-    fs::copy(dir.path().join("one.pem"), &live_cert).unwrap();
-    fs::copy(dir.path().join("one.key"), &live_key).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let server = Portcullis::start(
-        home.path(),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--cert",
-            &live_cert.display().to_string(),
-            "--key",
-            &live_key.display().to_string(),
-        ],
-    );
+    let (live_cert, live_key, _home, server) = serve_live(dir.path());
     let port = server.port();
     // 600 connections made at 200/s, one request each: new connections keep arriving while
     // the certificate is swapped back and forth.
@@ -791,22 +784,7 @@ fn a_reload_from_a_named_pipe_is_refused_and_serving_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let ca = OpensslCa::new(dir.path());
     ca.leaf("one", "one", "DNS:localhost", false);
-    let live_cert = dir.path().join("live.pem");
-    let live_key = dir.path().join("live.key");
-    fs::copy(dir.path().join("one.pem"), &live_cert).unwrap();
-    fs::copy(dir.path().join("one.key"), &live_key).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let mut server = Portcullis::start(
-        home.path(),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--cert",
-            &live_cert.display().to_string(),
-            "--key",
-            &live_key.display().to_string(),
-        ],
-    );
+    let (live_cert, _, _home, mut server) = serve_live(dir.path());
     // The certificate path becomes a FIFO: opening it to read would block until a writer
     // comes, and before the reload moved off the runtime that froze every connection.
     fs::remove_file(&live_cert).unwrap();

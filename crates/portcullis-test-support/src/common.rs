@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::HeaderMap;
 use http_body_util::Full;
+use portcullis::ConnectionInfo;
 
 /// The response body of the test services.
 pub type Body = Full<Bytes>;
@@ -84,4 +86,20 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The headers both test services report a connection's TLS session in: `x-tls-version`,
+/// `x-tls-alpn`, `x-tls-sni`, `x-tls-resumed` (`none` where there is nothing to say).
+pub fn tls_headers(h: &mut HeaderMap, info: &ConnectionInfo) {
+    let Some(tls) = info.tls() else { return };
+    h.insert("x-tls-version", tls.version().parse().unwrap());
+    h.insert("x-tls-alpn", tls.alpn().unwrap_or("none").parse().unwrap());
+    h.insert(
+        "x-tls-sni",
+        tls.server_name().unwrap_or("none").parse().unwrap(),
+    );
+    h.insert(
+        "x-tls-resumed",
+        tls.is_resumed().to_string().parse().unwrap(),
+    );
 }

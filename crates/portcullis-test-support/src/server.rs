@@ -80,18 +80,9 @@ pub async fn hello(req: Request<Incoming>) -> Result<Response<Body>, Infallible>
     if let Some(info) = info {
         let h = res.headers_mut();
         h.insert("x-peer", info.peer_addr().to_string().parse().unwrap());
+        tls_headers(h, &info);
         if let Some(tls) = info.tls() {
-            h.insert("x-tls-version", tls.version().parse().unwrap());
             h.insert("x-tls-cipher", tls.cipher_suite().parse().unwrap());
-            h.insert("x-tls-alpn", tls.alpn().unwrap_or("none").parse().unwrap());
-            h.insert(
-                "x-tls-sni",
-                tls.server_name().unwrap_or("none").parse().unwrap(),
-            );
-            h.insert(
-                "x-tls-resumed",
-                tls.is_resumed().to_string().parse().unwrap(),
-            );
         }
     }
     Ok(res)

@@ -66,8 +66,9 @@ pub(crate) type Signal = tokio_util::sync::CancellationToken;
 pub(crate) struct ConnShared {
     pub(crate) id: u64,
     phase: AtomicU8,
-    /// Milliseconds since the registry's epoch when the connection last became idle.
-    idle_since_ms: AtomicU64,
+    /// Microseconds since the registry's epoch when the connection last became idle (fine
+    /// enough that connections idle one after another are told apart by the LRU purge).
+    idle_since_us: AtomicU64,
     /// HTTP/2 streams in flight.
     in_flight: AtomicUsize,
     /// Requests received on this connection, for `max_requests_per_socket`.
@@ -101,8 +102,8 @@ impl ConnShared {
 
     pub(crate) fn set_phase(&self, phase: Phase) {
         if phase == Phase::Idle {
-            self.idle_since_ms
-                .store(self.epoch.elapsed().as_millis() as u64, Ordering::Release);
+            self.idle_since_us
+                .store(self.epoch.elapsed().as_micros() as u64, Ordering::Release);
         }
         if phase != Phase::Processing && phase != Phase::Body {
             self.response_started.store(false, Ordering::Release);
@@ -111,7 +112,7 @@ impl ConnShared {
     }
 
     pub(crate) fn idle_since(&self) -> Instant {
-        self.epoch + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire))
+        self.epoch + Duration::from_micros(self.idle_since_us.load(Ordering::Acquire))
     }
 
     pub(crate) fn mark_response_started(&self) {
@@ -250,7 +251,7 @@ impl Registry {
                     conns
                         .values()
                         .filter(|c| c.phase() == Phase::Idle)
-                        .min_by_key(|c| c.idle_since_ms.load(Ordering::Acquire))
+                        .min_by_key(|c| c.idle_since_us.load(Ordering::Acquire))
                         .map(|c| c.id)
                 })
                 .flatten();
@@ -269,7 +270,7 @@ impl Registry {
         let conn = Arc::new(ConnShared {
             id,
             phase: AtomicU8::new(Phase::Handshaking as u8),
-            idle_since_ms: AtomicU64::new(0),
+            idle_since_us: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
             response_started: AtomicBool::new(false),
@@ -336,7 +337,7 @@ impl Registry {
         let mut idle: Vec<(u64, u64)> = conns
             .values()
             .filter(|c| c.phase() == Phase::Idle)
-            .map(|c| (c.idle_since_ms.load(Ordering::Acquire), c.id))
+            .map(|c| (c.idle_since_us.load(Ordering::Acquire), c.id))
             .collect();
         idle.sort_unstable();
         let mut closed = 0;

@@ -149,9 +149,6 @@ async fn idle_connections(
                 == idle)
             .await
         );
-        // Not a wait for state: the LRU order is kept in milliseconds, so each connection
-        // must become idle in a later millisecond than the one before.
-        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     conns
 }
