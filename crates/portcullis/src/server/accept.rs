@@ -148,6 +148,7 @@ where
             .push(local_addr);
     }
     let mut backoff = AcceptBackoff::default();
+    let mut refused_at: Option<tokio::time::Instant> = None;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -173,9 +174,20 @@ where
                 }
                 // Otherwise (or nothing idle to close): wait (20 ms doubling to 1 s while it
                 // lasts), warn once per episode and then every 10 s with the count; never stop.
+                // Out of descriptors, the wait ends as soon as a connection closes (or becomes
+                // idle, to be drained): the visitor at the head of the queue should not sit out a
+                // second that a closed connection had already made good.
                 let pause = backoff.failed(&e);
+                let until = tokio::time::Instant::now() + pause;
+                let wait = async {
+                    if is_out_of_descriptors(&e) {
+                        shared.registry.freed(until, || None::<()>).await;
+                    } else {
+                        tokio::time::sleep_until(until).await;
+                    }
+                };
                 tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
+                    () = wait => {}
                     () = shared.stop_accepting.cancelled() => break,
                 }
                 continue;
@@ -187,15 +199,32 @@ where
                 continue;
             }
         }
-        let guard = match shared.registry.admit() {
-            Ok(guard) => guard,
+        // Full with nothing idle to purge: wait a moment for a place (once per ADMIT_WAIT: while
+        // places stay taken, the queue is refused at once rather than a second at a time).
+        let wait = match refused_at {
+            Some(at) if at.elapsed() < ADMIT_WAIT => Duration::ZERO,
+            _ => ADMIT_WAIT,
+        };
+        let admitted = tokio::select! {
+            admitted = shared.registry.admit_within(wait) => admitted,
+            () = shared.stop_accepting.cancelled() => break,
+        };
+        let guard = match admitted {
+            Ok(guard) => {
+                refused_at = None;
+                guard
+            }
             Err(Refused::Full) => {
                 tracing::debug!(%peer_addr, "max_connections reached; refusing");
+                if !wait.is_zero() {
+                    refused_at = Some(tokio::time::Instant::now());
+                }
                 continue;
             }
             Err(Refused::Closing) => continue,
         };
         let _ = stream.set_nodelay(true);
+        limit_unsent(&stream);
         // Boxed until the first poll: tokio sizes the task's cell (in steps of 128 bytes) by the
         // largest state of its future, and this one is the largest.
         let task = Box::new(Connection {
@@ -271,6 +300,27 @@ struct Connection<S> {
     service: S,
 }
 
+/// How long a new connection waits for a place at `max_connections` (LRU purge on, nothing idle
+/// yet) before it is refused.
+const ADMIT_WAIT: Duration = Duration::from_secs(1);
+
+/// The most response bytes a connection keeps queued in the kernel beyond what the network
+/// has taken (`TCP_NOTSENT_LOWAT`).
+const UNSENT_LIMIT: u32 = 128 * 1024;
+
+/// Caps the bytes a connection leaves unsent in its socket. Without it a peer that reads
+/// slowly (or not at all) lets the kernel queue up to `tcp_wmem`'s maximum (4 MiB) of response
+/// for it: a thousand such peers push the whole host's TCP memory into pressure, where every
+/// connection, not only theirs, sees drops and retransmits (legitimate visitors' p99 was 4.8 s
+/// under slowhttptest -X, nginx's likewise). Throughput to a peer that reads is unchanged: what
+/// is in flight is not counted, only what waits behind it.
+fn limit_unsent(stream: &TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LIMIT);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (stream, UNSENT_LIMIT);
+}
+
 /// Idle connections closed at a time when accept runs out of descriptors.
 const DRAIN_ON_EMFILE: usize = 32;
 
@@ -335,7 +385,8 @@ impl AcceptBackoff {
         {
             tracing::warn!(
                 closed = self.drained,
-                "out of file descriptors: closing the least recently used idle connections to                  accept new ones (raise the limit, ulimit -n, to keep them)"
+                "out of file descriptors: closing the least recently used idle connections to \
+                 accept new ones (raise the limit, ulimit -n, to keep them)"
             );
             self.warned = Some(now);
         }

@@ -249,7 +249,10 @@ impl ServerBuilder {
 
     /// ESP-IDF's `max_open_sockets`: the most connections open at once. At the limit a new
     /// connection is admitted by closing the least-recently-used idle one when
-    /// [`lru_purge`](Self::lru_purge) is on, and refused otherwise. Default: zero (no limit).
+    /// [`lru_purge`](Self::lru_purge) is on, and refused otherwise (Node's `maxConnections`).
+    /// With LRU purge on and no connection idle yet (all in their handshake or a request), the
+    /// newcomer waits up to a second for one to become idle or close, the connections behind it
+    /// waiting in the listen queue, before it is refused. Default: zero (no limit).
     pub fn max_connections(mut self, count: usize) -> Self {
         self.max_connections = count;
         self

@@ -373,9 +373,15 @@ impl ServerHandle {
         self.shared.registry.close_all();
     }
 
-    /// Live counts of handshaking, active and idle connections.
+    /// Live counts of handshaking, active and idle connections (a walk of every connection).
     pub fn connections(&self) -> ConnectionCounts {
         self.shared.registry.counts()
+    }
+
+    /// Node's `getConnections()`: how many connections are open, read from a counter (cheap
+    /// enough to poll; [`connections`](Self::connections) says which state each is in).
+    pub fn connection_count(&self) -> usize {
+        self.shared.registry.len()
     }
 
     /// Node's `setSecureContext`: connections accepted from now on use `config`; established

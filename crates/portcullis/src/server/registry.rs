@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// Live connection counts, as [`ServerHandle::connections`](super::ServerHandle::connections) gives them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,7 +92,29 @@ pub(crate) struct ConnShared {
     /// The connection ends in an error the peer may still be sending into (a refused handshake,
     /// a TLS error, a 408): its socket lingers on close (see `server/socket.rs`).
     linger: AtomicBool,
+    events: Arc<Events>,
+}
+
+/// What the registry shares with every connection: the clock the LRU order is kept on, and
+/// the wake-up of accept loops waiting for a place or a descriptor.
+#[derive(Debug)]
+struct Events {
     epoch: Instant,
+    /// Accept loops waiting (see [`Registry::freed`]).
+    waiting: AtomicUsize,
+    /// A connection left, or became idle (and so can be purged) with LRU purge on.
+    freed: Notify,
+    lru_purge: bool,
+}
+
+impl Events {
+    fn wake(&self, idle: bool) {
+        // SeqCst pairs with `Registry::freed`: either the waiter sees the new phase, or this
+        // sees the waiter.
+        if (!idle || self.lru_purge) && self.waiting.load(Ordering::SeqCst) > 0 {
+            self.freed.notify_waiters();
+        }
+    }
 }
 
 impl ConnShared {
@@ -101,18 +123,23 @@ impl ConnShared {
     }
 
     pub(crate) fn set_phase(&self, phase: Phase) {
-        if phase == Phase::Idle {
-            self.idle_since_us
-                .store(self.epoch.elapsed().as_micros() as u64, Ordering::Release);
-        }
         if phase != Phase::Processing && phase != Phase::Body {
             self.response_started.store(false, Ordering::Release);
         }
-        self.phase.store(phase as u8, Ordering::Release);
+        if phase == Phase::Idle {
+            self.idle_since_us.store(
+                self.events.epoch.elapsed().as_micros() as u64,
+                Ordering::Release,
+            );
+            self.phase.store(phase as u8, Ordering::SeqCst);
+            self.events.wake(true);
+        } else {
+            self.phase.store(phase as u8, Ordering::Release);
+        }
     }
 
     pub(crate) fn idle_since(&self) -> Instant {
-        self.epoch + Duration::from_micros(self.idle_since_us.load(Ordering::Acquire))
+        self.events.epoch + Duration::from_micros(self.idle_since_us.load(Ordering::Acquire))
     }
 
     pub(crate) fn mark_response_started(&self) {
@@ -213,7 +240,7 @@ pub(crate) struct Registry {
     closing: AtomicBool,
     /// How many connections are registered, for `wait_empty`.
     count: watch::Sender<usize>,
-    epoch: Instant,
+    events: Arc<Events>,
     max_connections: usize,
     lru_purge: bool,
 }
@@ -225,7 +252,12 @@ impl Registry {
             next_id: AtomicU64::new(1),
             closing: AtomicBool::new(false),
             count: watch::Sender::new(0),
-            epoch: Instant::now(),
+            events: Arc::new(Events {
+                epoch: Instant::now(),
+                waiting: AtomicUsize::new(0),
+                freed: Notify::new(),
+                lru_purge,
+            }),
             max_connections,
             lru_purge,
         }
@@ -235,6 +267,59 @@ impl Registry {
         // A panic while holding this lock cannot leave the map inconsistent (single inserts and
         // removes), so a poisoned lock is still usable.
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// [`admit`](Self::admit), but when the server is full and LRU purge is on, waits up to
+    /// `wait` for a connection to become idle (and be purged) or to close, so a visitor who
+    /// arrives while every place holds a connection still in its handshake is served a moment
+    /// later instead of refused. Meanwhile new connections wait in the listen queue, as they do
+    /// at nginx's `worker_connections`.
+    pub(crate) async fn admit_within(
+        self: &Arc<Self>,
+        wait: Duration,
+    ) -> Result<ConnGuard, Refused> {
+        match self.admit() {
+            Err(Refused::Full) if self.lru_purge && !wait.is_zero() => {}
+            other => return other,
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            let admitted = self.freed(deadline, || match self.admit() {
+                Err(Refused::Full) => None,
+                other => Some(other),
+            });
+            match admitted.await {
+                Some(admitted) => return admitted,
+                None if Instant::now() >= deadline => return Err(Refused::Full),
+                None => {}
+            }
+        }
+    }
+
+    /// Waits until a connection leaves or (with LRU purge on) becomes idle, or until
+    /// `deadline`, unless `ready` has what is waited for first. Returns what `ready` returned.
+    pub(crate) async fn freed<T>(
+        &self,
+        deadline: Instant,
+        mut ready: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.events.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.events.waiting);
+        let freed = self.events.freed.notified();
+        tokio::pin!(freed);
+        // Registered before the check, so a wake-up between the two is not lost.
+        freed.as_mut().enable();
+        if let Some(done) = ready() {
+            return Some(done);
+        }
+        let _ = tokio::time::timeout_at(deadline, freed).await;
+        ready()
     }
 
     /// Registers a new connection, purging the least-recently-used idle one when full
@@ -280,7 +365,7 @@ impl Registry {
             parking: AtomicBool::new(false),
             stale_upgrade: AtomicBool::new(false),
             linger: AtomicBool::new(false),
-            epoch: self.epoch,
+            events: self.events.clone(),
         });
         conns.insert(id, conn.clone());
         self.count.send_replace(conns.len());
@@ -300,6 +385,11 @@ impl Registry {
             }
         }
         counts
+    }
+
+    /// How many connections are registered, without walking them.
+    pub(crate) fn len(&self) -> usize {
+        *self.count.borrow()
     }
 
     pub(crate) fn is_closing(&self) -> bool {
@@ -378,6 +468,8 @@ impl Drop for ConnGuard {
         let mut conns = self.registry.lock();
         conns.remove(&self.conn.id);
         self.registry.count.send_replace(conns.len());
+        drop(conns);
+        self.registry.events.wake(false);
     }
 }
 
@@ -430,6 +522,113 @@ mod tests {
         assert_eq!(reg.admit().unwrap_err(), Refused::Full);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_full_server_waits_for_a_place_then_refuses() {
+        let reg = Arc::new(Registry::new(2, true));
+        let a = reg.admit().unwrap();
+        let _b = reg.admit().unwrap();
+        // Both still in their handshake: nothing to purge. The third waits, and is admitted by
+        // purging `a` the moment it becomes idle.
+        let waiting = tokio::spawn({
+            let reg = reg.clone();
+            async move { reg.admit_within(Duration::from_secs(1)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "waits while every place is handshaking"
+        );
+        a.conn.set_phase(Phase::Idle);
+        let third = tokio::time::timeout(Duration::from_millis(10), waiting)
+            .await
+            .expect("admitted at once when a connection becomes idle")
+            .unwrap();
+        assert!(third.is_ok());
+        assert!(a.conn.is_killed(), "by purging the idle one");
+        // Nothing changes now: refused when the wait is over, not before.
+        let start = Instant::now();
+        assert_eq!(
+            reg.admit_within(Duration::from_secs(1)).await.unwrap_err(),
+            Refused::Full
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_place_freed_by_a_closing_connection_is_taken_by_the_waiter() {
+        let reg = Arc::new(Registry::new(1, true));
+        let a = reg.admit().unwrap();
+        let waiting = tokio::spawn({
+            let reg = reg.clone();
+            async move { reg.admit_within(Duration::from_secs(1)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(a);
+        let admitted = tokio::time::timeout(Duration::from_millis(10), waiting)
+            .await
+            .expect("admitted when the connection closed")
+            .unwrap();
+        assert!(admitted.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn out_of_descriptors_the_wait_ends_when_a_connection_closes() {
+        // Without LRU purge an idle connection frees nothing: only a close ends the wait.
+        let reg = Arc::new(Registry::new(0, false));
+        let a = reg.admit().unwrap();
+        let b = reg.admit().unwrap();
+        let waiter = tokio::spawn({
+            let reg = reg.clone();
+            async move {
+                let start = Instant::now();
+                reg.freed(start + Duration::from_secs(1), || None::<()>)
+                    .await;
+                start.elapsed()
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        a.conn.set_phase(Phase::Idle);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !waiter.is_finished(),
+            "an idle connection is no descriptor without purge"
+        );
+        drop(b);
+        let waited = waiter.await.unwrap();
+        assert_eq!(waited, Duration::from_millis(200), "woken by the close");
+        // With LRU purge, an idle connection can be drained: that ends the wait too.
+        let reg = Arc::new(Registry::new(0, true));
+        let a = reg.admit().unwrap();
+        let waiter = tokio::spawn({
+            let reg = reg.clone();
+            async move {
+                let start = Instant::now();
+                reg.freed(start + Duration::from_secs(1), || None::<()>)
+                    .await;
+                start.elapsed()
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        a.conn.set_phase(Phase::Idle);
+        assert_eq!(waiter.await.unwrap(), Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_purge_a_full_server_refuses_at_once() {
+        let reg = Arc::new(Registry::new(1, false));
+        let _a = reg.admit().unwrap();
+        let start = Instant::now();
+        assert_eq!(
+            reg.admit_within(Duration::from_secs(1)).await.unwrap_err(),
+            Refused::Full
+        );
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "Node's maxConnections: dropped at once"
+        );
+    }
+
     #[test]
     fn counts_follow_phases() {
         let reg = Arc::new(Registry::new(0, true));
@@ -440,7 +639,17 @@ mod tests {
         b.conn.set_phase(Phase::Body);
         let counts = reg.counts();
         assert_eq!((counts.handshaking, counts.active, counts.idle), (1, 1, 1));
+        assert_eq!(reg.len(), 3);
         drop(a);
         assert_eq!(reg.counts().total(), 2);
+        assert_eq!(reg.len(), 2);
+        assert_eq!(reg.drain_idle(1), 0);
+        b.conn.set_phase(Phase::Idle);
+        assert_eq!(reg.drain_idle(1), 1);
+        assert_eq!(
+            reg.len(),
+            1,
+            "a drained connection leaves the count at once"
+        );
     }
 }

@@ -158,6 +158,7 @@ async fn max_connections_with_lru_purge_closes_the_oldest_idle() {
     let srv = start(|b| b.max_connections(10), tower::service_fn(slow)).await;
     let mut conns = idle_connections(&srv, 10).await;
     assert_eq!(srv.handle.connections().idle, 10);
+    assert_eq!(srv.handle.connection_count(), 10);
     // The 11th is admitted...
     let mut eleventh = srv.tls().await;
     write_all(&mut eleventh, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -173,6 +174,37 @@ async fn max_connections_with_lru_purge_closes_the_oldest_idle() {
     let res = read_response(&mut conns[1]).await;
     assert!(res.starts_with("HTTP/1.1 200"), "{res}");
     assert_eq!(srv.handle.connections().total(), 10);
+}
+
+#[tokio::test]
+async fn a_full_server_with_lru_purge_holds_a_newcomer_until_a_connection_is_idle() {
+    // Both places hold a request in progress (800 ms): nothing idle to purge when the third
+    // client arrives. It waits (in the listen queue) instead of being refused, and is served by
+    // purging whichever connection goes idle first.
+    let srv = start(|b| b.max_connections(2), tower::service_fn(slow)).await;
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut c = srv.tls().await;
+        write_all(&mut c, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        busy.push(c);
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || srv.handle.connections().active
+            == 2)
+        .await
+    );
+    let started = Instant::now();
+    let mut third = srv.tls().await;
+    write_all(&mut third, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let res = read_response(&mut third).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The two slow requests were answered before their connections were purged.
+    for c in &mut busy {
+        let res = read_response(c).await;
+        assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    }
+    assert!(srv.handle.connections().total() <= 2);
 }
 
 #[tokio::test]

@@ -115,3 +115,76 @@ async fn max_requests_per_socket_closes_on_the_last() {
     let (_, closed) = read_until_close(&mut tls, Duration::from_secs(5)).await;
     assert!(closed);
 }
+
+/// A response body of `left` bytes made 64 KiB at a time, counting what the server has taken.
+struct Counted {
+    left: usize,
+    taken: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl hyper::body::Body for Counted {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        let n = self.left.min(64 * 1024);
+        if n == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.left -= n;
+        self.taken.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes::Bytes::from(
+            vec![b'x'; n],
+        )))))
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_does_not_read_holds_little_of_the_response() {
+    // Without a cap on unsent bytes the kernel queued up to 4 MiB of response for such a peer
+    // (tcp_wmem's maximum); a thousand of them pushed the host's TCP memory into pressure.
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = taken.clone();
+    let srv = start(
+        |b| b,
+        tower::service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+            let taken = counter.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(http::Response::new(Counted {
+                    left: 64 << 20,
+                    taken,
+                }))
+            }
+        }),
+    )
+    .await;
+    let mut tls = srv.tls().await;
+    write_all(&mut tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    // Wait until the server stops producing: the same count over a 300 ms window.
+    let mut last = usize::MAX;
+    assert!(
+        eventually_async(Duration::from_secs(10), || {
+            let taken = taken.clone();
+            let seen = last;
+            last = taken.load(std::sync::atomic::Ordering::SeqCst);
+            let now = last;
+            async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                now == seen && now == taken.load(std::sync::atomic::Ordering::SeqCst)
+            }
+        })
+        .await,
+        "the server never stopped producing"
+    );
+    let held = taken.load(std::sync::atomic::Ordering::SeqCst);
+    // What the client's socket holds, the unsent cap (128 KiB), what is in flight, rustls's and
+    // hyper's buffers: well under a megabyte and a half. Without the cap: 4 MiB and more.
+    assert!(
+        held < 1536 * 1024,
+        "{held} bytes produced for a peer reading nothing"
+    );
+    drop(tls);
+}
