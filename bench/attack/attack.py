@@ -95,13 +95,23 @@ class Server:
         raise RuntimeError(f"{self.kind} did not start: see {self.log_path}")
 
     def stop(self):
+        """Stops the server and every process of it (nginx's worker may outlive its master by a
+        moment: the next scenario must not start beside it)."""
         if self.proc and self.proc.poll() is None:
+            pids = self.pids()
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+            deadline = time.monotonic() + 10
+            for pid in pids[1:]:
+                while alive(pid):
+                    if time.monotonic() > deadline:
+                        os.kill(pid, signal.SIGKILL)
+                        deadline = time.monotonic() + 10
+                    time.sleep(0.05)
 
     def pids(self):
         """The serving processes: nginx's master and worker, or portcullis."""
@@ -152,6 +162,15 @@ class Server:
     def panicked(self):
         with open(self.log_path, "rb") as f:
             return b"panicked" in f.read()
+
+
+def alive(pid):
+    """Whether `pid` still runs (a zombie, whose parent has gone, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def nginx_conf(port, cert, key, www, conns, nofile):
@@ -254,9 +273,11 @@ def slowhttptest(mode, conns, extra=()):
                str(min(conns, 500)), "-l", str(int(seconds)), "-u", url, "-o",
                os.path.join(server.run_dir, f"slowhttptest-{port}"), *extra]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-        m = re.findall(r"(\d+) connected", out.stdout + out.stderr)
+        # Its status report, every second, is coloured: "connected:   \x1b[1;32m   1500".
+        text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
+        count = lambda what: max(map(int, re.findall(rf"{what}:\s+(\d+)", text)), default=None)
         return {"attack": " ".join(cmd[3:]).replace(str(port), "PORT"),
-                "attack_connected_max": max(map(int, m)) if m else None}
+                "attack_connected_max": count("connected"), "attack_closed_max": count("closed")}
     return attack
 
 
