@@ -15,6 +15,7 @@ mod log;
 mod proxy_flags;
 mod reload;
 mod serve;
+mod tickets;
 mod tls_flags;
 mod trim;
 
@@ -50,6 +51,11 @@ enum Command {
     /// with curl's exit codes; -v shows the TLS session and the server's certificate chain
     /// with each certificate's pin-sha256.
     Get(Box<get::GetArgs>),
+
+    /// Make and rotate the TLS session-ticket key file a fleet shares (serve --ticket-keys), so
+    /// that a session made through one instance resumes on any other.
+    #[command(subcommand)]
+    Tickets(tickets::TicketsCommand),
 }
 
 /// The options of `portcullis serve`. Durations take units: `500ms`, `5s`, `2m`; `0s` turns
@@ -198,7 +204,6 @@ pub struct ServeArgs {
     pub proxy_protocol: bool,
 }
 
-/// Accepts `IP:PORT` (IPv6 in brackets) or `HOST:PORT`.
 fn main() -> ExitCode {
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().get_matches();
@@ -216,5 +221,6 @@ fn main() -> ExitCode {
         }
         Command::Cert(command) => cert::main(command),
         Command::Get(args) => get::main(*args),
+        Command::Tickets(command) => tickets::main(command),
     }
 }

@@ -805,3 +805,85 @@ fn a_reload_from_a_named_pipe_is_refused_and_serving_goes_on() {
     let status = server.wait_exit(Duration::from_secs(10));
     assert!(status.is_some(), "SIGTERM is answered: {}", server.log());
 }
+
+#[test]
+fn ticket_key_rotation_keeps_recent_sessions_and_drops_those_beyond_the_kept_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = OpensslCa::new(dir.path());
+    ca.leaf("site", "localhost", "DNS:localhost", false);
+    let home = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("ticket.keys").display().to_string();
+    let made = run(home.path(), &["tickets", "new", &keys]);
+    assert!(made.status.success(), "{made:?}");
+    assert_eq!(fs::metadata(&keys).unwrap().len(), 48);
+    let again = run(home.path(), &["tickets", "new", &keys]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "new refuses to replace a key file"
+    );
+    let (cert, key) = (ca.path("site.pem"), ca.path("site.key"));
+    let server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--ticket-keys",
+            &keys,
+        ],
+    );
+    let port = server.port();
+    let cafile = ca.path("ca.pem");
+    let connect = |version: &str, sess: &str| {
+        s_client_request(
+            port,
+            &[
+                version,
+                "-servername",
+                "localhost",
+                "-CAfile",
+                &cafile,
+                sess,
+                &dir.path().join(version).display().to_string(),
+            ],
+        )
+    };
+    for version in ["-tls1_3", "-tls1_2"] {
+        let out = connect(version, "-sess_out");
+        assert!(out.contains("New, TLSv1."), "{out}");
+    }
+    let rotate = |reloads: usize| {
+        let out = run(home.path(), &["tickets", "rotate", "--keep", "2", &keys]);
+        assert!(out.status.success(), "{out:?}");
+        wait_for(
+            || server.log().matches("TLS configuration reloaded").count() >= reloads,
+            "the reload of the rotated key file",
+            &server,
+        );
+    };
+    // One rotation: the sessions' key is kept for decryption, so they resume.
+    rotate(1);
+    assert_eq!(fs::metadata(&keys).unwrap().len(), 96);
+    for version in ["-tls1_3", "-tls1_2"] {
+        let out = connect(version, "-sess_in");
+        assert!(
+            out.contains("Reused, TLSv1."),
+            "{version} across a rotation: {out}"
+        );
+    }
+    // A second one with --keep 2 drops their key: a full handshake, no error.
+    rotate(2);
+    assert_eq!(fs::metadata(&keys).unwrap().len(), 96);
+    for version in ["-tls1_3", "-tls1_2"] {
+        let out = connect(version, "-sess_in");
+        assert!(
+            out.contains("New, TLSv1."),
+            "{version} beyond the kept keys: {out}"
+        );
+        assert!(out.contains("HTTP/1.1 200"), "{out}");
+    }
+}

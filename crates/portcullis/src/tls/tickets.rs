@@ -27,10 +27,11 @@ const NAME_LEN: usize = 16;
 /// prepends a new key keeps the tickets made under the old one valid.
 ///
 /// Keys you give are yours to rotate: a ticket key that never changes lets anyone who later
-/// obtains it decrypt every recorded session resumed under it. Rotate at least daily: write the
-/// new key first and the previous one after it (`head -c 48 /dev/urandom | cat - old > new`),
-/// drop the previous one a session timeout later, and reload (`portcullis serve` reloads when
-/// the file changes; the library: [`ServerHandle::set_tls_config`](crate::ServerHandle::set_tls_config)).
+/// obtains it decrypt every recorded session resumed under it. Rotate at least daily
+/// ([`rotate`](Self::rotate) and [`save`](Self::save), or `portcullis tickets rotate FILE`):
+/// the new key first, the previous ones after it for decryption, the oldest dropped; then reload
+/// (`portcullis serve` reloads when the file changes; the library:
+/// [`ServerHandle::set_tls_config`](crate::ServerHandle::set_tls_config)).
 /// Without keys of your own, the server makes a random key and replaces it every session
 /// timeout, keeping the previous one for decryption only.
 #[derive(Clone)]
@@ -81,10 +82,61 @@ impl TicketKeys {
 
     /// One fresh random key.
     pub fn random() -> Self {
-        let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        // aws-lc's RNG only fails if the OS RNG is broken, and then no TLS works at all.
-        aws_lc_rs::rand::fill(&mut key[..]).expect("system random number generator");
-        Self { keys: vec![key] }
+        Self {
+            keys: vec![random_key()],
+        }
+    }
+
+    /// A rotation: a fresh random key first (it issues tickets from now on), the current ones
+    /// after it (they still decrypt the tickets they issued), and no more than `keep` keys in
+    /// all, the oldest dropped (`keep` is at least 2: the key that issued until now must stay).
+    ///
+    /// Tickets live for the session timeout (300 s by default), so rotating more often than
+    /// that with `keep` = 2 would refuse tickets still valid. A key that leaks lets its holder
+    /// decrypt the sessions resumed under it, for as long as it is kept: rotate often (daily or
+    /// hourly) and keep few.
+    pub fn rotate(&mut self, keep: usize) {
+        self.keys.insert(0, random_key());
+        self.keys.truncate(keep.max(2));
+    }
+
+    /// Writes the keys to `path` in the format [`from_file`](Self::from_file) reads, replacing
+    /// it atomically (a temporary file in the same directory, readable by its owner only, then
+    /// renamed over it): a server that reloads when the file changes never reads half a key.
+    ///
+    /// # Errors
+    /// The file cannot be written or renamed; the error names it.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let io = |what: &str, e| Error::io(format!("cannot {what} {}", path.display()), e);
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let written = (|| {
+            let mut file = options.open(&temp)?;
+            for key in &self.keys {
+                std::io::Write::write_all(&mut file, &key[..])?;
+            }
+            file.sync_all()?;
+            std::fs::rename(&temp, path)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(io("write", e));
+        }
+        // The rename itself is durable once the directory is (best effort: not every system
+        // lets a directory be opened for this).
+        if let Ok(dir) = std::fs::File::open(dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
     }
 
     /// How many keys there are.
@@ -202,6 +254,13 @@ impl Ticketer {
 }
 
 /// The name and AES key of one 48-byte key.
+fn random_key() -> Zeroizing<[u8; KEY_LEN]> {
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    // aws-lc's RNG only fails if the OS RNG is broken, and then no TLS works at all.
+    aws_lc_rs::rand::fill(&mut key[..]).expect("system random number generator");
+    key
+}
+
 fn ticket_key(key: &[u8; KEY_LEN]) -> Result<([u8; NAME_LEN], LessSafeKey)> {
     let mut name = [0u8; NAME_LEN];
     name.copy_from_slice(&key[..NAME_LEN]);
@@ -316,6 +375,57 @@ impl StoresServerSessions for SessionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotation_puts_a_new_key_first_and_drops_the_oldest_beyond_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ticket.keys");
+        let mut keys = TicketKeys::random();
+        let first = keys.keys[0].clone();
+        keys.save(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), first[..]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
+        }
+        keys.rotate(3);
+        keys.save(&path).unwrap();
+        let on_disk = TicketKeys::from_file(&path).unwrap();
+        assert_eq!(on_disk.len(), 2);
+        assert_eq!(
+            on_disk.keys[1], first,
+            "the previous key follows the new one"
+        );
+        assert_ne!(on_disk.keys[0], first);
+        keys.rotate(3);
+        keys.rotate(3);
+        assert_eq!(keys.len(), 3);
+        assert!(
+            !keys.keys.contains(&first),
+            "the oldest is dropped beyond keep"
+        );
+        keys.rotate(1);
+        assert_eq!(keys.len(), 2, "the key that issued until now stays");
+        // Nothing left behind but the file itself.
+        keys.save(&path).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn tickets_issued_before_a_rotation_still_open_after_it() {
+        let mut keys = TicketKeys::random();
+        let before = Ticketer::new(&keys, Duration::from_secs(300)).unwrap();
+        let ticket = before.encrypt(b"session state").unwrap();
+        keys.rotate(2);
+        let after = Ticketer::new(&keys, Duration::from_secs(300)).unwrap();
+        assert_eq!(after.decrypt(&ticket).unwrap(), b"session state");
+        keys.rotate(2);
+        let later = Ticketer::new(&keys, Duration::from_secs(300)).unwrap();
+        assert!(later.decrypt(&ticket).is_none(), "its key has been dropped");
+    }
 
     #[test]
     fn random_keys_rotate_every_lifetime_and_the_previous_key_still_decrypts() {
