@@ -202,6 +202,18 @@ pub struct ServeArgs {
     /// its address becomes the client's. [default: off]
     #[arg(long)]
     pub proxy_protocol: bool,
+
+    /// With --proxy-protocol: the load balancers a PROXY header is accepted from (CIDR, or an
+    /// address; comma-separated or repeated). Connections from anywhere else are refused, so a
+    /// client that reaches the server directly cannot choose its address. [default: 127.0.0.0/8,
+    /// ::1]
+    #[arg(long, value_name = "CIDR", value_delimiter = ',', requires = "proxy_protocol",
+          value_parser = parse_ip_net)]
+    pub proxy_protocol_from: Vec<portcullis::server::IpNet>,
+}
+
+fn parse_ip_net(s: &str) -> Result<portcullis::server::IpNet, String> {
+    s.parse().map_err(|e: portcullis::Error| e.to_string())
 }
 
 fn main() -> ExitCode {

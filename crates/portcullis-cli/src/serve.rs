@@ -196,6 +196,9 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
         .lru_purge(!args.no_lru_purge)
         .proxy_protocol(args.proxy_protocol)
         .shutdown_timeout(args.shutdown_timeout);
+    if !args.proxy_protocol_from.is_empty() {
+        builder = builder.proxy_protocol_from(args.proxy_protocol_from.iter().copied());
+    }
     if args.hsts {
         builder = builder.hsts(HSTS_MAX_AGE);
     }

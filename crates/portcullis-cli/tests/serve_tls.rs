@@ -887,3 +887,60 @@ fn ticket_key_rotation_keeps_recent_sessions_and_drops_those_beyond_the_kept_key
         assert!(out.contains("HTTP/1.1 200"), "{out}");
     }
 }
+
+#[test]
+fn proxy_protocol_is_taken_only_from_the_trusted_networks() {
+    let home = tempfile::tempdir().unwrap();
+    // curl sends a PROXY v1 header from 127.0.0.1: trusted by default.
+    let server = Portcullis::start(
+        home.path(),
+        &["--listen", "127.0.0.1:0", "--proxy-protocol"],
+    );
+    let url = format!("https://localhost:{}/", server.port());
+    let out = server.curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--haproxy-protocol",
+        &url,
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    let wary = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy-protocol",
+            "--proxy-protocol-from",
+            "10.0.0.0/8,fd00::/8",
+        ],
+    );
+    let url = format!("https://localhost:{}/", wary.port());
+    let out = wary.curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--haproxy-protocol",
+        &url,
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "000", "refused");
+    wait_for(
+        || wary.log().contains("not a trusted proxy"),
+        "the refusal to be logged",
+        &wary,
+    );
+    // A bad network is a usage error that names it.
+    let bad = run(
+        home.path(),
+        &[
+            "serve",
+            "--proxy-protocol",
+            "--proxy-protocol-from",
+            "10.0.0.0/33",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("10.0.0.0/33"));
+}

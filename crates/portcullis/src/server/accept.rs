@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) https_port: Option<u16>,
     pub(crate) proxy_protocol: bool,
+    /// The peers a PROXY header is taken from; others are refused.
+    pub(crate) proxy_protocol_from: Vec<super::IpNet>,
     /// The listen backlog for the sockets the server binds itself.
     pub(crate) backlog: u32,
     pub(crate) plain_http_response: PlainHttpResponse,
@@ -442,6 +444,20 @@ where
             let mut stream = Socket::new(stream, conn.clone());
             let mut peer = self.peer_addr;
             if shared.proxy_protocol {
+                // A peer that could write its own header must not choose its address.
+                let from = self.peer_addr.ip();
+                if !shared
+                    .proxy_protocol_from
+                    .iter()
+                    .any(|net| net.contains(from))
+                {
+                    return Err(Early::Proxy(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!(
+                            "PROXY header from {from}, which is not a trusted proxy                              (proxy_protocol_from)"
+                        ),
+                    )));
+                }
                 match proxy_protocol::read_header(stream.stream_mut()).await {
                     Ok(Some(addr)) => peer = addr,
                     Ok(None) => {}

@@ -14,7 +14,7 @@ use super::registry::{Registry, Signal};
 use super::service::ServiceOptions;
 use super::sniff::PlainHttpResponse;
 use super::timeouts::Timeouts;
-use super::{Server, TlsClientError};
+use super::{IpNet, Server, TlsClientError};
 use crate::error::{Error, Result};
 use crate::tls::{Identity, ServerTlsConfig};
 
@@ -48,6 +48,7 @@ pub struct ServerBuilder {
     hsts: Option<Duration>,
     https_port: Option<u16>,
     proxy_protocol: bool,
+    proxy_protocol_from: Vec<IpNet>,
     plain_http_response: PlainHttpResponse,
     hooks: Hooks,
     #[cfg(feature = "acme")]
@@ -105,6 +106,7 @@ impl ServerBuilder {
             hsts: None,
             https_port: None,
             proxy_protocol: false,
+            proxy_protocol_from: IpNet::loopback().to_vec(),
             plain_http_response: PlainHttpResponse::Explain,
             hooks: Hooks::default(),
             #[cfg(feature = "acme")]
@@ -293,10 +295,19 @@ impl ServerBuilder {
     }
 
     /// Require a PROXY protocol (v1 or v2) header on every connection; the address it carries
-    /// becomes [`ConnectionInfo::peer_addr`]. A connection without a valid one is closed.
-    /// Default: off.
+    /// becomes [`ConnectionInfo::peer_addr`]. A connection without a valid one is closed, as
+    /// is one from outside [`proxy_protocol_from`](Self::proxy_protocol_from). Default: off.
     pub fn proxy_protocol(mut self, required: bool) -> Self {
         self.proxy_protocol = required;
+        self
+    }
+
+    /// The load balancers a PROXY header is accepted from (with
+    /// [`proxy_protocol`](Self::proxy_protocol) on): a connection from any other address is
+    /// refused, so a client that can reach the server directly cannot claim another address.
+    /// Default: loopback ([`IpNet::loopback`]).
+    pub fn proxy_protocol_from(mut self, networks: impl IntoIterator<Item = IpNet>) -> Self {
+        self.proxy_protocol_from = networks.into_iter().collect();
         self
     }
 
@@ -455,6 +466,7 @@ impl ServerBuilder {
             shutdown_timeout: self.shutdown_timeout,
             https_port: self.https_port,
             proxy_protocol: self.proxy_protocol,
+            proxy_protocol_from: self.proxy_protocol_from,
             backlog: self.backlog.unwrap_or_else(super::listen::default_backlog),
             plain_http_response: self.plain_http_response,
             hooks: self.hooks,

@@ -9,6 +9,7 @@ pub(crate) mod accept;
 mod builder;
 mod idle;
 mod info;
+mod ip_net;
 mod listen;
 pub(crate) mod proxy_protocol;
 mod redirect;
@@ -31,6 +32,7 @@ use tokio::net::TcpListener;
 
 pub use builder::ServerBuilder;
 pub use info::{ConnectionInfo, TlsInfo};
+pub use ip_net::IpNet;
 pub use redirect::Redirect;
 pub use registry::ConnectionCounts;
 pub use sniff::PlainHttpResponse;

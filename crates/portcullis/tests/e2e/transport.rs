@@ -205,6 +205,37 @@ async fn proxy_protocol_v1_and_v2_set_the_peer_address() {
     assert!(result.is_err());
 }
 
+#[tokio::test]
+async fn a_proxy_header_from_outside_the_trusted_networks_is_refused() {
+    // The test connects from 127.0.0.1: trusted by default, refused when only 10/8 is.
+    let header = b"PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n";
+    let trusting = start_hello(|b| b.proxy_protocol(true)).await;
+    assert_eq!(proxied_peer(&trusting, header).await, "203.0.113.7:56324");
+    let wary = start_hello(|b| {
+        b.proxy_protocol(true)
+            .proxy_protocol_from(["10.0.0.0/8".parse::<portcullis::server::IpNet>().unwrap()])
+    })
+    .await;
+    let mut tcp = TcpStream::connect(wary.addr).await.unwrap();
+    write_all(&mut tcp, header).await;
+    let connector = tokio_rustls::TlsConnector::from(wary.pki.client_config(&[b"http/1.1"]));
+    let result = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await;
+    assert!(
+        result.is_err(),
+        "a header from an untrusted peer is refused"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || wary.handle.connections().total()
+            == 0)
+        .await
+    );
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
