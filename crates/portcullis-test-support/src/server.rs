@@ -84,6 +84,21 @@ pub async fn hello(req: Request<Incoming>) -> Result<Response<Body>, Infallible>
         if let Some(tls) = info.tls() {
             h.insert("x-tls-cipher", tls.cipher_suite().parse().unwrap());
         }
+        if let Some(proxy) = info.proxy() {
+            let tlvs: Vec<String> = proxy
+                .tlvs()
+                .map(|(kind, value)| format!("{kind}={}", String::from_utf8_lossy(value)))
+                .collect();
+            let summary = format!(
+                "v{} alpn={} authority={} unique-id={} tlvs={}",
+                proxy.version(),
+                String::from_utf8_lossy(proxy.alpn().unwrap_or_default()),
+                proxy.authority().unwrap_or("-"),
+                String::from_utf8_lossy(proxy.unique_id().unwrap_or_default()),
+                tlvs.join(";")
+            );
+            h.insert("x-proxy", summary.parse().unwrap());
+        }
     }
     Ok(res)
 }

@@ -443,6 +443,7 @@ where
         let early = async {
             let mut stream = Socket::new(stream, conn.clone());
             let mut peer = self.peer_addr;
+            let mut proxy = None;
             if shared.proxy_protocol {
                 // A peer that could write its own header must not choose its address.
                 let from = self.peer_addr.ip();
@@ -459,8 +460,10 @@ where
                     )));
                 }
                 match proxy_protocol::read_header(stream.stream_mut()).await {
-                    Ok(Some(addr)) => peer = addr,
-                    Ok(None) => {}
+                    Ok(header) => {
+                        peer = header.source.unwrap_or(peer);
+                        proxy = Some(Box::new(header.info));
+                    }
                     Err(e) => return Err(Early::Proxy(e)),
                 }
             }
@@ -507,7 +510,7 @@ where
                 }
             }
             let tls = start.into_stream(config).await.map_err(Early::Io)?;
-            Ok((tls, peer, runtime))
+            Ok((tls, peer, proxy, runtime))
         };
         let timed = async {
             if shared.handshake_timeout.is_zero() {
@@ -522,7 +525,7 @@ where
             result = timed => result,
             () = conn.control_changed(true) => return None,
         };
-        let (tls, peer, runtime) = match result {
+        let (tls, peer, proxy, runtime) = match result {
             Ok(pair) => pair,
             #[cfg(feature = "acme")]
             Err(Early::AcmeAnswered) => {
@@ -557,7 +560,13 @@ where
             runtime.tls.client_auth_enforced,
         );
         let http2 = tls_info.alpn() == Some("h2");
-        let info = ConnectionInfo::new(conn.id, self.peer_addr, self.local_addr, Some(tls_info));
+        let info = ConnectionInfo::new(
+            conn.id,
+            self.peer_addr,
+            self.local_addr,
+            Some(tls_info),
+            proxy,
+        );
         if let Some(hook) = &shared.hooks.on_secure_connection {
             if !hook(&info) {
                 return None;
@@ -567,7 +576,13 @@ where
     }
 
     fn start_plain(self, stream: TcpStream) -> Pin<Box<impl Future<Output = ()> + Send + 'static>> {
-        let info = ConnectionInfo::new(self.guard.conn.id, self.peer_addr, self.local_addr, None);
+        let info = ConnectionInfo::new(
+            self.guard.conn.id,
+            self.peer_addr,
+            self.local_addr,
+            None,
+            None,
+        );
         let socket = Socket::new(stream, self.guard.conn.clone());
         Box::pin(self.serve(socket, info, false, |_| {}))
     }

@@ -7,6 +7,7 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls::ServerConnection;
 use rustls_pki_types::UnixTime;
 
+pub use super::proxy_protocol::ProxyInfo;
 pub use crate::tls::TlsInfo;
 
 /// The connection a request arrived on. Every request carries one in its extensions:
@@ -22,6 +23,7 @@ struct Inner {
     peer_addr: SocketAddr,
     local_addr: SocketAddr,
     tls: Option<TlsInfo>,
+    proxy: Option<Box<ProxyInfo>>,
 }
 
 impl ConnectionInfo {
@@ -30,12 +32,14 @@ impl ConnectionInfo {
         peer_addr: SocketAddr,
         local_addr: SocketAddr,
         tls: Option<TlsInfo>,
+        proxy: Option<Box<ProxyInfo>>,
     ) -> Self {
         Self(Arc::new(Inner {
             id,
             peer_addr,
             local_addr,
             tls,
+            proxy,
         }))
     }
 
@@ -57,6 +61,12 @@ impl ConnectionInfo {
     /// The TLS session; `None` on a plain-HTTP listener.
     pub fn tls(&self) -> Option<&TlsInfo> {
         self.0.tls.as_ref()
+    }
+
+    /// What the PROXY protocol header said besides the address (v2 TLVs: ALPN, authority,
+    /// unique ID); `None` unless [`proxy_protocol`](super::ServerBuilder::proxy_protocol) is on.
+    pub fn proxy(&self) -> Option<&ProxyInfo> {
+        self.0.proxy.as_deref()
     }
 
     /// True when the connection is TLS.

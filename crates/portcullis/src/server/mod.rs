@@ -31,7 +31,7 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
 pub use builder::ServerBuilder;
-pub use info::{ConnectionInfo, TlsInfo};
+pub use info::{ConnectionInfo, ProxyInfo, TlsInfo};
 pub use ip_net::IpNet;
 pub use redirect::Redirect;
 pub use registry::ConnectionCounts;

@@ -133,6 +133,12 @@ async fn proxied_peer(srv: &Running, header: &[u8]) -> String {
 
 /// As `proxied_peer`, the header written in pieces with a pause between them.
 async fn proxied_peer_in_pieces(srv: &Running, pieces: &[&[u8]]) -> String {
+    header_value(&proxied_response(srv, pieces).await, "x-peer")
+}
+
+/// The hello service's response on a connection that starts with `pieces` (a PROXY header, in
+/// pieces written with a pause between them).
+async fn proxied_response(srv: &Running, pieces: &[&[u8]]) -> String {
     let tcp = {
         let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
         tcp.set_nodelay(true).unwrap();
@@ -154,12 +160,7 @@ async fn proxied_peer_in_pieces(srv: &Running, pieces: &[&[u8]]) -> String {
         .await
         .unwrap();
     write_all(&mut tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    let res = read_response(&mut tls).await;
-    res.lines()
-        .find_map(|l| l.strip_prefix("x-peer: "))
-        .unwrap()
-        .trim()
-        .to_owned()
+    read_response(&mut tls).await
 }
 
 #[tokio::test]
@@ -203,6 +204,45 @@ async fn proxy_protocol_v1_and_v2_set_the_peer_address() {
         )
         .await;
     assert!(result.is_err());
+}
+
+#[tokio::test]
+async fn proxy_v2_tlvs_reach_the_handler() {
+    // What HAProxy's send-proxy-v2 sends: ALPN, authority (the SNI it saw), unique ID.
+    let srv = start_hello(|b| b.proxy_protocol(true)).await;
+    let mut body = vec![198, 51, 100, 9, 192, 0, 2, 1];
+    body.extend_from_slice(&7777u16.to_be_bytes());
+    body.extend_from_slice(&443u16.to_be_bytes());
+    for (kind, value) in [(1u8, &b"h2"[..]), (2, b"shop.example"), (5, b"abc-123")] {
+        body.push(kind);
+        body.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        body.extend_from_slice(value);
+    }
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11".to_vec();
+    v2.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    v2.extend_from_slice(&body);
+    let res = proxied_response(&srv, &[&v2]).await;
+    let proxy = header_value(&res, "x-proxy");
+    assert_eq!(
+        proxy,
+        "v2 alpn=h2 authority=shop.example unique-id=abc-123 tlvs=1=h2;2=shop.example;5=abc-123"
+    );
+    assert_eq!(header_value(&res, "x-peer"), "198.51.100.9:7777");
+    // A v1 header: the version, no TLVs.
+    let res = proxied_response(&srv, &[b"PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n"]).await;
+    assert_eq!(
+        header_value(&res, "x-proxy"),
+        "v1 alpn= authority=- unique-id= tlvs="
+    );
+}
+
+fn header_value(res: &str, name: &str) -> String {
+    let prefix = format!("{name}: ");
+    res.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {name} in {res}"))
+        .trim()
+        .to_owned()
 }
 
 #[tokio::test]
