@@ -5,6 +5,7 @@
 
 mod access_log;
 mod acme_flags;
+mod activation;
 mod cert;
 mod files_flags;
 mod get;
@@ -96,9 +97,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen)]
     pub http_listen: Option<String>,
 
-    /// Make the --http-listen listener answer every request with 308 to the https URL.
-    /// [default: off]
-    #[arg(long, requires = "http_listen")]
+    /// Make the --http-listen listener (or the passed socket named http) answer every request
+    /// with 308 to the https URL. [default: off]
+    #[arg(long)]
     pub redirect: bool,
 
     /// Send Strict-Transport-Security: max-age=31536000 (one year) on HTTPS responses.

@@ -34,6 +34,14 @@ const HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// Runs `serve` to the end: exit code 2 for a bad flag or file, 1 for a failure while
 /// serving, 0 after a graceful shutdown.
 pub fn main(args: ServeArgs) -> ExitCode {
+    // First: the passed descriptors are this process's to claim before anything opens files.
+    let inherited = match crate::activation::take() {
+        Ok(inherited) => inherited,
+        Err(e) => {
+            eprintln!("error: socket activation: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     raise_fd_limit();
     let mut builder = match args.workers {
         Some(1) => {
@@ -58,7 +66,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
         }
     };
     let code = runtime.block_on(async {
-        let ready = match prepare(args).await {
+        let ready = match prepare(args, inherited).await {
             Ok(ready) => ready,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -123,7 +131,10 @@ struct Ready {
 
 /// Checks the flags and files, builds the server and binds the listeners. Every error here is
 /// the user's to fix (exit code 2) and names the flag or file.
-async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
+async fn prepare(
+    args: ServeArgs,
+    inherited: Option<crate::activation::Inherited>,
+) -> anyhow::Result<Ready> {
     if args.dir.is_none() && args.files.any() {
         bail!("the static-file options (--spa, --browse, --cache, --cors, ...) need DIR");
     }
@@ -241,16 +252,32 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
     }
     let server = builder.build().context("server configuration")?;
 
-    let mut tls = Vec::with_capacity(args.listen.len());
-    for addr in &args.listen {
-        let listener = server
-            .bind(addr.as_str())
-            .await
-            .map_err(|e| low_port_hint(e, addr))
-            .with_context(|| format!("--listen {addr}"))?;
-        tls.push(listener);
+    let (mut tls, mut plain) = (Vec::new(), None);
+    if let Some(inherited) = inherited {
+        // The supervisor's sockets stand for --listen (and --http-listen, for one named http).
+        for listener in inherited.https {
+            tls.push(Listener::from_std(listener).context("socket activation")?);
+        }
+        if let Some(listener) = inherited.http {
+            plain = Some(Listener::from_std(listener).context("socket activation")?);
+        }
+        tracing::info!(
+            https = tls.len(),
+            http = plain.is_some(),
+            "serving the sockets passed by socket activation"
+        );
+    } else {
+        for addr in &args.listen {
+            let listener = server
+                .bind(addr.as_str())
+                .await
+                .map_err(|e| low_port_hint(e, addr))
+                .with_context(|| format!("--listen {addr}"))?;
+            tls.push(listener);
+        }
     }
     let plain = match &args.http_listen {
+        _ if plain.is_some() => plain.take(),
         Some(addr) => Some(
             server
                 .bind(addr.as_str())
@@ -261,6 +288,9 @@ async fn prepare(args: ServeArgs) -> anyhow::Result<Ready> {
         None => None,
     };
 
+    if args.redirect && plain.is_none() {
+        bail!("--redirect needs a plain-HTTP listener: --http-listen ADDR:PORT");
+    }
     Ok(Ready {
         tls_args: args.tls,
         server,

@@ -944,3 +944,71 @@ fn proxy_protocol_is_taken_only_from_the_trusted_networks() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("10.0.0.0/33"));
 }
+
+/// Clears close-on-exec so that a child started from here inherits `socket`.
+fn inheritable(socket: &impl std::os::fd::AsFd) -> i32 {
+    use std::os::fd::AsRawFd;
+    rustix::io::fcntl_setfd(socket, rustix::io::FdFlags::empty()).unwrap();
+    socket.as_fd().as_raw_fd()
+}
+
+#[test]
+fn serves_the_sockets_socket_activation_passes() {
+    // As systemd's portcullis.socket passes them: one for HTTPS, one named "http".
+    let home = tempfile::tempdir().unwrap();
+    let https = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fds = [inheritable(&https), inheritable(&http)];
+    let server = Portcullis::start_on_sockets(home.path(), &fds, "https:http", &["--redirect"]);
+    assert_eq!(server.https, vec![https.local_addr().unwrap()]);
+    assert_eq!(server.http, Some(http.local_addr().unwrap()));
+    assert_eq!(server.get("/", &[]).status, 200);
+    let out = curl(
+        http.local_addr().unwrap().port(),
+        None,
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            &format!("http://localhost:{}/x", http.local_addr().unwrap().port()),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("301 https://localhost:") || text.starts_with("308 https://localhost:"),
+        "{text}"
+    );
+    assert!(server
+        .log()
+        .contains("serving the sockets passed by socket activation"));
+    // Without a passed "http" socket, --redirect still needs --http-listen.
+    let alone = run(
+        home.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--redirect"],
+    );
+    assert_eq!(alone.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&alone.stderr).contains("--http-listen"));
+}
+
+#[test]
+fn a_passed_descriptor_that_is_not_a_listening_tcp_socket_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let fd = inheritable(&udp);
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "exec 3<&{fd}; export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" serve"
+        ))
+        .arg(bin())
+        .env("PORTCULLIS_HOME", home.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("passed descriptor 3") && stderr.contains("not a TCP socket"),
+        "{stderr}"
+    );
+}

@@ -73,6 +73,34 @@ impl Portcullis {
         Self::spawn(command, home, args, &[])
     }
 
+    /// As `start`, serving the listening sockets `fds` (descriptors of this process, not
+    /// close-on-exec) passed as socket activation passes them: moved to 3, 4, … with
+    /// `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` (`names`, colon-separated) set.
+    pub fn start_on_sockets(home: &Path, fds: &[i32], names: &str, args: &[&str]) -> Self {
+        // Each descriptor is first moved above the range it will be passed in, so that
+        // moving them into place cannot overwrite one not moved yet.
+        let mut script = String::new();
+        for (i, fd) in fds.iter().enumerate() {
+            script.push_str(&format!("exec {}<&{fd} {fd}<&-; ", 100 + i));
+        }
+        for i in 0..fds.len() {
+            script.push_str(&format!("exec {}<&{} {}<&-; ", 3 + i, 100 + i, 100 + i));
+        }
+        script.push_str(&format!(
+            "export LISTEN_PID=$$ LISTEN_FDS={} LISTEN_FDNAMES='{names}'; exec \"$0\" serve \"$@\"",
+            fds.len()
+        ));
+        // bash: dash's redirections reach descriptor 9 at most.
+        let mut command = Command::new("bash");
+        command.arg("-c").arg(script).arg(bin()).args(args);
+        let listens = names.split(':').filter(|n| *n != "http").count();
+        let mut expect: Vec<&str> = vec!["--listen"; listens];
+        if names.split(':').any(|n| n == "http") {
+            expect.push("--http-listen");
+        }
+        Self::spawn(command, home, &expect, &[])
+    }
+
     fn spawn(mut command: Command, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let stderr = logs.path().join("stderr.log");

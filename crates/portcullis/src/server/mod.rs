@@ -83,6 +83,22 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// A listener bound elsewhere: one passed by systemd socket activation, or kept by a parent
+    /// across restarts. It keeps the backlog it was bound with. Needs a tokio runtime.
+    ///
+    /// # Errors
+    /// The socket cannot be made non-blocking or registered with the runtime, or has no
+    /// address.
+    pub fn from_std(listener: std::net::TcpListener) -> Result<Self> {
+        let what = "cannot use the passed listener";
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io(what, e))?;
+        let inner = TcpListener::from_std(listener).map_err(|e| Error::io(what, e))?;
+        let local_addr = inner.local_addr().map_err(|e| Error::io(what, e))?;
+        Ok(Self { inner, local_addr })
+    }
+
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
