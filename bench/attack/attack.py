@@ -400,7 +400,10 @@ async def drain_reader(r, stop):
     got = 0
     try:
         while not stop.is_set():
-            data = await r.read(65536)
+            try:
+                data = await asyncio.wait_for(r.read(65536), 1)
+            except asyncio.TimeoutError:
+                continue  # nothing for a second: look at `stop` again
             if not data:
                 return got, True
             got += len(data)
@@ -425,14 +428,19 @@ def h2_attack(name, build, connections=4, read=True):
                 except (OSError, ssl.SSLError, asyncio.TimeoutError):
                     return
                 reader = asyncio.create_task(drain_reader(r, stop)) if read else None
+                cut = False
                 try:
                     sent += await build(w, seconds)
                 except (OSError, ssl.SSLError, ConnectionError):
-                    pass
+                    cut = True  # the server closed the connection under the writes
+                # Closed under us: an error while writing, a transport closing that we did not
+                # close (the server's GOAWAY and close), or the end of stream read.
+                cut = cut or w.is_closing()
                 stop.set()
                 if reader:
                     _, eof = await reader
-                    closed += eof
+                    cut = cut or eof
+                closed += cut
                 w.close()
 
             await asyncio.gather(*(conn() for _ in range(connections)))
@@ -441,16 +449,26 @@ def h2_attack(name, build, connections=4, read=True):
     return attack
 
 
+async def drained(w, deadline):
+    """Waits for the writes to be taken, until `deadline`: False when the server stopped
+    reading (it pushes back on a peer that does not read its answers) or the time is up."""
+    try:
+        await asyncio.wait_for(w.drain(), max(0.01, deadline - time.monotonic()))
+        return not w.is_closing()
+    except asyncio.TimeoutError:
+        return False
+
+
 async def _paced(w, seconds, one):
-    """Writes `one(i)` in batches for `seconds`, yielding to the reader between batches."""
+    """Writes `one(i)` in batches for `seconds`, yielding to the reader between batches; the
+    count is of frames the server's socket took."""
     deadline = time.monotonic() + seconds
     i = 0
     while time.monotonic() < deadline:
         for _ in range(100):
             w.write(one(i))
             i += 1
-        await w.drain()
-        if w.is_closing():
+        if not await drained(w, deadline):
             break
     return i
 
@@ -483,8 +501,7 @@ async def many_streams(w, seconds):
         for _ in range(100):
             w.write(frame(0x1, 0x5, 2 * i + 1, request_block()))
             i += 1
-        await w.drain()
-        if w.is_closing():
+        if not await drained(w, deadline):
             break
     return i
 

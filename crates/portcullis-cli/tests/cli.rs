@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::fs;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -580,4 +581,37 @@ fn out_of_descriptors_idle_keep_alive_clients_make_way_for_new_ones() {
         server.log()
     );
     assert_eq!(server.get("/", &[]).status, 200);
+}
+
+#[test]
+fn the_systemd_units_pass_systemd_analyze_verify() {
+    // deploy/systemd as shipped, with ExecStart pointing at the binary under test (verify
+    // checks that the executables exist).
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/systemd");
+    let dir = tempfile::tempdir().unwrap();
+    let mut units = Vec::new();
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace("/usr/local/bin/portcullis", &bin().display().to_string());
+        let copy = dir.path().join(path.file_name().unwrap());
+        std::fs::write(&copy, text).unwrap();
+        units.push(copy);
+    }
+    units.sort();
+    assert!(units.len() >= 5, "{units:?}");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg("--man=no")
+        .args(&units)
+        .current_dir(dir.path())
+        .output()
+        .expect("systemd-analyze (from systemd) runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Nothing said about our units (systemd may still mention units of the host it reads).
+    for unit in &units {
+        let name = unit.file_name().unwrap().to_string_lossy();
+        assert!(!stderr.contains(name.as_ref()), "{name}: {stderr}");
+    }
 }

@@ -35,7 +35,16 @@ pub fn ticket_keys(data: &[u8]) {
 /// PROXY protocol v1 and v2 headers as they arrive before the TLS hello.
 pub fn proxy_header(data: &[u8]) {
     let mut stream = data;
-    let _ = run(crate::server::proxy_protocol::read_header(&mut stream));
+    if let Some(Ok(header)) = run(crate::server::proxy_protocol::read_header(&mut stream)) {
+        // What a handler reads of it.
+        let info = header.info;
+        let _ = (
+            info.alpn(),
+            info.authority(),
+            info.unique_id(),
+            info.tlvs().count(),
+        );
+    }
 }
 
 /// The first bytes of a connection, and the plain-HTTP answer when they look like HTTP.
@@ -63,7 +72,8 @@ pub fn first_bytes(data: &[u8]) {
     }
 }
 
-/// Names as users write them: cipher suites, key-exchange groups, TLS versions (`:`/`,` lists).
+/// Names as users write them: cipher suites, key-exchange groups, TLS versions (`:`/`,` lists),
+/// IP networks.
 pub fn names(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -73,6 +83,12 @@ pub fn names(data: &[u8]) {
     let _ = crate::tls::options::select_suites(&provider, &names);
     let _ = crate::tls::options::select_groups(&provider, &names);
     let _ = text.parse::<crate::tls::TlsVersion>();
+    // --proxy-protocol-from networks.
+    if let Ok(net) = text.parse::<crate::server::IpNet>() {
+        let _ = net.to_string();
+        let _ = net.contains(std::net::IpAddr::from([127, 0, 0, 1]));
+        let _ = net.contains(std::net::IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, 1]));
+    }
 }
 
 /// Polls a future that never waits (its I/O is in memory) to its end.
