@@ -1012,3 +1012,76 @@ fn a_passed_descriptor_that_is_not_a_listening_tcp_socket_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn restarts_on_a_passed_socket_under_load_refuse_and_fail_no_request() {
+    // The supervisor's part (systemd's portcullis.socket) is played by this test: it holds the
+    // listening socket while generations of `serve` take it over, each new one started before
+    // the old one is told to stop, as a load of new connections keeps coming.
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let home = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fd = inheritable(&listener);
+    let mut current = Portcullis::start_on_sockets(home.path(), &[fd], "https", &[]);
+    let ca = current.ca();
+    let (ok, failed, stop) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new(Vec::new())),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let load = std::thread::spawn({
+        let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
+        move || {
+            let url = format!("https://localhost:{port}/");
+            while !stop.load(Ordering::SeqCst) {
+                // A new connection for each request: the case a restart can refuse.
+                let out = curl(
+                    port,
+                    Some(&ca),
+                    &["-o", "/dev/null", "-w", "%{http_code}", &url],
+                );
+                let code = String::from_utf8_lossy(&out.stdout).into_owned();
+                if out.status.success() && code == "200" {
+                    ok.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    let why = String::from_utf8_lossy(&out.stderr).into_owned();
+                    failed.lock().unwrap().push(format!("{code} {why}"));
+                }
+            }
+        }
+    });
+    let served_more = |n: usize| {
+        let from = ok.load(Ordering::SeqCst);
+        assert!(
+            eventually_blocking(Duration::from_secs(20), || ok.load(Ordering::SeqCst)
+                >= from + n),
+            "the load stalled at {from}"
+        );
+    };
+    served_more(10);
+    for _ in 0..3 {
+        let next = Portcullis::start_on_sockets(home.path(), &[fd], "https", &[]);
+        served_more(5);
+        current.signal("TERM");
+        let status = current.wait_exit(Duration::from_secs(20));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{status:?}: {}",
+            current.log()
+        );
+        current = next;
+        served_more(10);
+    }
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+    let failed = failed.lock().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {failed:?}",
+        failed.len(),
+        ok.load(Ordering::SeqCst) + failed.len()
+    );
+    drop(listener);
+}

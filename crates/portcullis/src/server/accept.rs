@@ -223,7 +223,6 @@ where
                 }
                 continue;
             }
-            Err(Refused::Closing) => continue,
         };
         let _ = stream.set_nodelay(true);
         limit_unsent(&stream);
@@ -633,7 +632,14 @@ where
         };
         async move {
             if let Some(mut c) = h2 {
-                drive(&mut c, &conn, |c| c.graceful_shutdown(), Duration::ZERO).await;
+                drive(
+                    &mut c,
+                    &conn,
+                    |c| c.graceful_shutdown(),
+                    Duration::ZERO,
+                    Duration::ZERO,
+                )
+                .await;
             } else if let Some(c) = h1 {
                 serve_http1(c, &shared, &conn).await;
             }

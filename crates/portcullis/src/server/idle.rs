@@ -40,6 +40,7 @@ pub(super) async fn serve_http1<I, S, B>(
             conn,
             |c| c.graceful_shutdown(),
             shared.idle_check_after,
+            FIRST_REQUEST_GRACE,
         )
         .await;
         if !parked {
@@ -133,8 +134,16 @@ where
     }
 }
 
+/// How long a connection that has sent no request yet when the server starts closing is given
+/// for its first (answered with `Connection: close`). hyper's graceful shutdown would close it
+/// at once, failing a client whose request was on its way: one that connected a moment before
+/// a restart, or finished its handshake after it.
+pub(super) const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
 /// Runs a hyper connection until it ends (`false`), shutting it down gracefully or dropping it
-/// when the registry says so. With a non-zero `release_after` (HTTP/1), it also ends hyper's
+/// when the registry says so; a graceful shutdown of a connection that has not received a request
+/// yet waits up to `first_request_grace` for one (HTTP/1; HTTP/2's GOAWAY lets the requests
+/// already sent finish by itself). With a non-zero `release_after` (HTTP/1), it also ends hyper's
 /// connection, leaving the stream open, once the connection has been idle that long (`true`):
 /// to give back hyper's buffers, and to find the start of a pipelined request hyper holds
 /// unparsed (whose headers timeout runs while the connection looks idle).
@@ -143,6 +152,7 @@ pub(super) async fn drive<F, E>(
     conn: &ConnShared,
     graceful: fn(Pin<&mut F>),
     release_after: Duration,
+    first_request_grace: Duration,
 ) -> bool
 where
     F: Future<Output = std::result::Result<(), E>>,
@@ -152,6 +162,8 @@ where
     // connections too.
     let mut check = (!release_after.is_zero()).then(|| Box::pin(tokio::time::sleep(release_after)));
     let mut graceful_sent = false;
+    // The graceful shutdown put off until the first request has had its moment.
+    let mut deferred: Option<Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         tokio::select! {
             biased;
@@ -166,6 +178,18 @@ where
                     return false;
                 }
                 graceful_sent = true;
+                let no_request_yet = conn.requests.load(std::sync::atomic::Ordering::Relaxed) == 0
+                    && conn.phase() == Phase::Head;
+                if no_request_yet && !first_request_grace.is_zero() {
+                    // Its response will say `Connection: close` (the service sees the graceful
+                    // flag); hyper is told when the moment is over.
+                    deferred = Some(Box::pin(tokio::time::sleep(first_request_grace)));
+                } else {
+                    graceful(c.as_mut());
+                }
+            }
+            () = fired(&mut deferred), if deferred.is_some() => {
+                deferred = None;
                 graceful(c.as_mut());
             }
             () = fired(&mut check), if check.is_some() && !graceful_sent && !conn.is_parking() => {

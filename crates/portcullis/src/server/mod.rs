@@ -355,7 +355,11 @@ impl fmt::Debug for ServerHandle {
 impl ServerHandle {
     /// Node's `server.close()`: stops accepting, closes idle connections at once, lets in-flight
     /// requests finish (HTTP/1.1 responses get `Connection: close`, HTTP/2 gets GOAWAY), and
-    /// resolves when the last connection is gone. Connections still handshaking are dropped.
+    /// resolves when the last connection is gone. As in Node, a connection still in its
+    /// handshake is not dropped: it completes it (within the handshake timeout), and, like a
+    /// connection that has sent no request yet, gets a second for its first request, answered
+    /// with `Connection: close` — so a restart on a socket handed over to the next process
+    /// (socket activation) fails no client caught in between.
     ///
     /// With a [`shutdown_timeout`](ServerBuilder::shutdown_timeout), connections left when it
     /// passes are dropped as by [`close_all_connections`](Self::close_all_connections).

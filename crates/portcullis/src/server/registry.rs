@@ -229,7 +229,7 @@ impl ConnShared {
 /// Why [`Registry::admit`] turned a connection away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refused {
-    Closing,
+    /// At `max_connections`, with nothing idle to purge.
     Full,
 }
 
@@ -325,9 +325,6 @@ impl Registry {
     /// Registers a new connection, purging the least-recently-used idle one when full
     /// (if `lru_purge`), or refusing it.
     pub(crate) fn admit(self: &Arc<Self>) -> Result<ConnGuard, Refused> {
-        if self.closing.load(Ordering::SeqCst) {
-            return Err(Refused::Closing);
-        }
         let mut conns = self.lock();
         if self.max_connections > 0 && conns.len() >= self.max_connections {
             let victim = self
@@ -367,6 +364,12 @@ impl Registry {
             linger: AtomicBool::new(false),
             events: self.events.clone(),
         });
+        // Accepted while close() began (the accept loop had the connection before it saw the
+        // stop): served like those already open, one request and `Connection: close`, rather
+        // than dropped unanswered.
+        if self.closing.load(Ordering::SeqCst) {
+            conn.fire_graceful();
+        }
         conns.insert(id, conn.clone());
         self.count.send_replace(conns.len());
         Ok(ConnGuard {
@@ -396,15 +399,15 @@ impl Registry {
         self.closing.load(Ordering::SeqCst)
     }
 
-    /// Stops admitting; handshaking connections are dropped, the rest finish gracefully.
+    /// Every connection finishes gracefully: handshakes complete (within their timeout), a
+    /// connection that has sent no request yet is given a moment for its first, requests in
+    /// flight finish with `Connection: close`, idle connections close. As in Node, a connection
+    /// mid-handshake or silent since its handshake is not dropped.
     pub(crate) fn start_closing(&self) {
+        let conns = self.lock();
         self.closing.store(true, Ordering::SeqCst);
-        for conn in self.lock().values() {
-            if conn.phase() == Phase::Handshaking {
-                conn.fire_kill();
-            } else {
-                conn.fire_graceful();
-            }
+        for conn in conns.values() {
+            conn.fire_graceful();
         }
     }
 

@@ -177,6 +177,64 @@ async fn max_connections_with_lru_purge_closes_the_oldest_idle() {
 }
 
 #[tokio::test]
+async fn close_serves_connections_caught_mid_handshake_or_before_their_first_request() {
+    // A restart's SIGTERM finds clients in between: one connected whose hello has not been
+    // read, one handshaken whose request is on its way. As in Node, neither is dropped; each
+    // gets its answer, with Connection: close.
+    let srv = start(|b| b, tower::service_fn(slow)).await;
+    let connector = tokio_rustls::TlsConnector::from(srv.pki.client_config(&[b"http/1.1"]));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let early = TcpStream::connect(srv.addr).await.unwrap();
+    let mut handshaken = srv.tls().await;
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let c = srv.handle.connections();
+            c.handshaking == 1 && c.active == 1
+        })
+        .await
+    );
+    let handle = srv.handle.clone();
+    let closing = tokio::spawn(async move { handle.close().await });
+    let mut early = connector
+        .connect(name, early)
+        .await
+        .expect("the handshake completes");
+    for tls in [&mut early, &mut handshaken] {
+        write_all(tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let (bytes, closed) = read_until_close(tls, Duration::from_secs(5)).await;
+        let res = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+        assert!(res.starts_with("http/1.1 200"), "{res}");
+        assert!(res.contains("connection: close"), "{res}");
+        assert!(closed);
+    }
+    tokio::time::timeout(Duration::from_secs(5), closing)
+        .await
+        .expect("close() resolves once they are answered")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn close_gives_a_silent_connection_a_moment_then_closes_it() {
+    let srv = start(|b| b, tower::service_fn(slow)).await;
+    let mut silent = srv.tls().await;
+    assert!(
+        eventually(Duration::from_secs(5), || srv.handle.connections().active
+            == 1)
+        .await
+    );
+    let started = Instant::now();
+    srv.handle.close().await;
+    // The first-request grace (1 s), not the 60 s headers timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let (bytes, closed) = read_until_close(&mut silent, Duration::from_secs(2)).await;
+    assert!(bytes.is_empty() && closed);
+}
+
+#[tokio::test]
 async fn a_full_server_with_lru_purge_holds_a_newcomer_until_a_connection_is_idle() {
     // Both places hold a request in progress (800 ms): nothing idle to purge when the third
     // client arrives. It waits (in the listen queue) instead of being refused, and is served by
