@@ -574,21 +574,24 @@ mod tests {
         assert!(admitted.is_ok());
     }
 
+    /// How long `Registry::freed` waits (a second at most), on a task of its own.
+    fn wait_for_freed(reg: &Arc<Registry>) -> tokio::task::JoinHandle<Duration> {
+        let reg = reg.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            reg.freed(start + Duration::from_secs(1), || None::<()>)
+                .await;
+            start.elapsed()
+        })
+    }
+
     #[tokio::test(start_paused = true)]
     async fn out_of_descriptors_the_wait_ends_when_a_connection_closes() {
         // Without LRU purge an idle connection frees nothing: only a close ends the wait.
         let reg = Arc::new(Registry::new(0, false));
         let a = reg.admit().unwrap();
         let b = reg.admit().unwrap();
-        let waiter = tokio::spawn({
-            let reg = reg.clone();
-            async move {
-                let start = Instant::now();
-                reg.freed(start + Duration::from_secs(1), || None::<()>)
-                    .await;
-                start.elapsed()
-            }
-        });
+        let waiter = wait_for_freed(&reg);
         tokio::time::sleep(Duration::from_millis(100)).await;
         a.conn.set_phase(Phase::Idle);
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -602,15 +605,7 @@ mod tests {
         // With LRU purge, an idle connection can be drained: that ends the wait too.
         let reg = Arc::new(Registry::new(0, true));
         let a = reg.admit().unwrap();
-        let waiter = tokio::spawn({
-            let reg = reg.clone();
-            async move {
-                let start = Instant::now();
-                reg.freed(start + Duration::from_secs(1), || None::<()>)
-                    .await;
-                start.elapsed()
-            }
-        });
+        let waiter = wait_for_freed(&reg);
         tokio::time::sleep(Duration::from_millis(100)).await;
         a.conn.set_phase(Phase::Idle);
         assert_eq!(waiter.await.unwrap(), Duration::from_millis(100));

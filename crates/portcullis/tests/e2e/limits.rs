@@ -163,18 +163,15 @@ async fn a_peer_that_does_not_read_holds_little_of_the_response() {
     .await;
     let mut tls = srv.tls().await;
     write_all(&mut tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    // Wait until the server stops producing: the same count over a 300 ms window.
-    let mut last = usize::MAX;
+    // Wait until the server stops producing: the same count over 30 looks in a row (the
+    // poll's 10 ms apart: 300 ms).
+    let (mut last, mut same) = (usize::MAX, 0);
     assert!(
-        eventually_async(Duration::from_secs(10), || {
-            let taken = taken.clone();
-            let seen = last;
-            last = taken.load(std::sync::atomic::Ordering::SeqCst);
-            let now = last;
-            async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                now == seen && now == taken.load(std::sync::atomic::Ordering::SeqCst)
-            }
+        eventually(Duration::from_secs(10), || {
+            let now = taken.load(std::sync::atomic::Ordering::SeqCst);
+            same = if now == last { same + 1 } else { 0 };
+            last = now;
+            same >= 30
         })
         .await,
         "the server never stopped producing"
