@@ -454,7 +454,7 @@ where
                     return Err(Early::Proxy(io::Error::new(
                         io::ErrorKind::PermissionDenied,
                         format!(
-                            "PROXY header from {from}, which is not a trusted proxy                              (proxy_protocol_from)"
+                            "PROXY header from {from}, which is not a trusted proxy (proxy_protocol_from)"
                         ),
                     )));
                 }
