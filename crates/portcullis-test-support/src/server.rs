@@ -177,6 +177,14 @@ impl Running {
             .unwrap()
     }
 
+    /// An HTTP/1.1 TLS handshake as `localhost` over `tcp`, a connection the test has already
+    /// used (a PROXY header written, a pause); the handshake's result, for tests of refusals.
+    pub async fn tls_over(&self, tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+        tokio_rustls::TlsConnector::from(self.pki.client_config(&[b"http/1.1"]))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+    }
+
     /// Runs curl against the server with the test CA (without blocking the runtime).
     pub async fn curl(&self, args: &[&str]) -> Output {
         let port = self.addr.port().to_string();

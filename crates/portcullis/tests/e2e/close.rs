@@ -182,8 +182,6 @@ async fn close_serves_connections_caught_mid_handshake_or_before_their_first_req
     // read, one handshaken whose request is on its way. As in Node, neither is dropped; each
     // gets its answer, with Connection: close.
     let srv = start(|b| b, tower::service_fn(slow)).await;
-    let connector = tokio_rustls::TlsConnector::from(srv.pki.client_config(&[b"http/1.1"]));
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let early = TcpStream::connect(srv.addr).await.unwrap();
     let mut handshaken = srv.tls().await;
     assert!(
@@ -195,10 +193,7 @@ async fn close_serves_connections_caught_mid_handshake_or_before_their_first_req
     );
     let handle = srv.handle.clone();
     let closing = tokio::spawn(async move { handle.close().await });
-    let mut early = connector
-        .connect(name, early)
-        .await
-        .expect("the handshake completes");
+    let mut early = srv.tls_over(early).await.expect("the handshake completes");
     for tls in [&mut early, &mut handshaken] {
         write_all(tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         let (bytes, closed) = read_until_close(tls, Duration::from_secs(5)).await;
@@ -307,16 +302,9 @@ async fn max_connections_without_purge_refuses_the_eleventh() {
     .await;
     let conns = idle_connections(&srv, 10).await;
     let tcp = TcpStream::connect(srv.addr).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(srv.pki.client_config(&[b"http/1.1"]));
-    let result = tokio::time::timeout(
-        Duration::from_secs(5),
-        connector.connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        ),
-    )
-    .await
-    .expect("refusal is prompt");
+    let result = tokio::time::timeout(Duration::from_secs(5), srv.tls_over(tcp))
+        .await
+        .expect("refusal is prompt");
     assert!(result.is_err(), "the 11th connection must be refused");
     assert_eq!(srv.handle.connections().total(), 10);
     drop(conns);

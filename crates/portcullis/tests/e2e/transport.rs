@@ -151,14 +151,7 @@ async fn proxied_response(srv: &Running, pieces: &[&[u8]]) -> String {
         }
         tcp
     };
-    let connector = tokio_rustls::TlsConnector::from(srv.pki.client_config(&[b"http/1.1"]));
-    let mut tls = connector
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let mut tls = srv.tls_over(tcp).await.unwrap();
     write_all(&mut tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     read_response(&mut tls).await
 }
@@ -196,13 +189,7 @@ async fn proxy_protocol_v1_and_v2_set_the_peer_address() {
 
     // Without a header the connection is refused.
     let tcp = TcpStream::connect(srv.addr).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(srv.pki.client_config(&[b"http/1.1"]));
-    let result = connector
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await;
+    let result = srv.tls_over(tcp).await;
     assert!(result.is_err());
 }
 
@@ -258,13 +245,7 @@ async fn a_proxy_header_from_outside_the_trusted_networks_is_refused() {
     .await;
     let mut tcp = TcpStream::connect(wary.addr).await.unwrap();
     write_all(&mut tcp, header).await;
-    let connector = tokio_rustls::TlsConnector::from(wary.pki.client_config(&[b"http/1.1"]));
-    let result = connector
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await;
+    let result = wary.tls_over(tcp).await;
     assert!(
         result.is_err(),
         "a header from an untrusted peer is refused"
