@@ -13,6 +13,7 @@ mod hello;
 mod listen_arg;
 use listen_arg::parse_listen;
 mod log;
+mod metrics;
 mod proxy_flags;
 mod reload;
 mod serve;
@@ -211,6 +212,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "CIDR", value_delimiter = ',', requires = "proxy_protocol",
           value_parser = parse_ip_net)]
     pub proxy_protocol_from: Vec<portcullis::server::IpNet>,
+
+    /// Serve Prometheus metrics (/metrics), /healthz and /readyz over plain HTTP here: keep it
+    /// on loopback or a private network. /readyz answers 503 while the server drains.
+    /// [default: off]
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen)]
+    pub metrics: Option<String>,
 }
 
 fn parse_ip_net(s: &str) -> Result<portcullis::server::IpNet, String> {

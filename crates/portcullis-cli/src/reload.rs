@@ -78,30 +78,45 @@ pub async fn watch(handle: ServerHandle, args: TlsArgs) {
 async fn reload(handle: &ServerHandle, args: &TlsArgs, jobs: &Jobs, why: &str) {
     let args = args.clone();
     let built = jobs.run(RELOAD_LIMIT, move || args.build().map(|(config, _)| config));
-    match built.await {
+    let installed = match built.await {
         Ok(Ok(config)) => install(handle, config, why),
         Ok(Err(e)) => {
-            tracing::error!("{why}: reload failed, keeping the running configuration: {e:#}")
+            tracing::error!("{why}: reload failed, keeping the running configuration: {e:#}");
+            false
         }
-        Err(Skipped::Stuck) => tracing::warn!(
-            "{why}: reload skipped: an earlier read of the certificate files has not returned; \
-             keeping the running configuration"
-        ),
-        Err(Skipped::TimedOut) => tracing::warn!(
-            "{why}: reload abandoned after {}s: reading the certificate files did not finish \
-             (a stalled mount or a special file?); keeping the running configuration",
-            RELOAD_LIMIT.as_secs()
-        ),
+        Err(Skipped::Stuck) => {
+            tracing::warn!(
+                "{why}: reload skipped: an earlier read of the certificate files has not \
+                 returned; keeping the running configuration"
+            );
+            false
+        }
+        Err(Skipped::TimedOut) => {
+            tracing::warn!(
+                "{why}: reload abandoned after {}s: reading the certificate files did not \
+                 finish (a stalled mount or a special file?); keeping the running configuration",
+                RELOAD_LIMIT.as_secs()
+            );
+            false
+        }
         Err(Skipped::Panicked) => {
-            tracing::error!("{why}: reload failed (panic), keeping the running configuration")
+            tracing::error!("{why}: reload failed (panic), keeping the running configuration");
+            false
         }
-    }
+    };
+    crate::metrics::RELOADS.count(installed);
 }
 
-fn install(handle: &ServerHandle, config: ServerTlsConfig, why: &str) {
+fn install(handle: &ServerHandle, config: ServerTlsConfig, why: &str) -> bool {
     match handle.set_tls_config(config) {
-        Ok(()) => tracing::info!("{why}: TLS configuration reloaded"),
-        Err(e) => tracing::error!("{why}: reload failed, keeping the running configuration: {e:#}"),
+        Ok(()) => {
+            tracing::info!("{why}: TLS configuration reloaded");
+            true
+        }
+        Err(e) => {
+            tracing::error!("{why}: reload failed, keeping the running configuration: {e:#}");
+            false
+        }
     }
 }
 

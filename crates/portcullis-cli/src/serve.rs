@@ -127,6 +127,7 @@ struct Ready {
     access_log: Option<Arc<AccessLog>>,
     local_ca: Option<PathBuf>,
     shutdown_timeout: Duration,
+    metrics: Option<Listener>,
 }
 
 /// Checks the flags and files, builds the server and binds the listeners. Every error here is
@@ -206,7 +207,8 @@ async fn prepare(
         .enable_connect_protocol(args.proxy.any())
         .lru_purge(!args.no_lru_purge)
         .proxy_protocol(args.proxy_protocol)
-        .shutdown_timeout(args.shutdown_timeout);
+        .shutdown_timeout(args.shutdown_timeout)
+        .stats(args.metrics.is_some());
     if !args.proxy_protocol_from.is_empty() {
         builder = builder.proxy_protocol_from(args.proxy_protocol_from.iter().copied());
     }
@@ -291,6 +293,16 @@ async fn prepare(
     if args.redirect && plain.is_none() {
         bail!("--redirect needs a plain-HTTP listener: --http-listen ADDR:PORT");
     }
+    let metrics = match &args.metrics {
+        Some(addr) => Some(
+            server
+                .bind(addr.as_str())
+                .await
+                .map_err(|e| low_port_hint(e, addr))
+                .with_context(|| format!("--metrics {addr}"))?,
+        ),
+        None => None,
+    };
     Ok(Ready {
         tls_args: args.tls,
         server,
@@ -301,6 +313,7 @@ async fn prepare(
         access_log,
         local_ca,
         shutdown_timeout: args.shutdown_timeout,
+        metrics,
     })
 }
 
@@ -324,6 +337,9 @@ impl Ready {
         if let Some(listener) = &self.plain {
             writeln!(out, "listening on http://{}", listener.local_addr())?;
         }
+        if let Some(listener) = &self.metrics {
+            writeln!(out, "metrics on http://{}/metrics", listener.local_addr())?;
+        }
         out.flush()?;
         drop(out);
 
@@ -331,6 +347,10 @@ impl Ready {
         let https_port = self.tls.first().map_or(443, |l| l.local_addr().port());
         tokio::spawn(crate::reload::watch(handle.clone(), self.tls_args));
         tokio::spawn(crate::trim::watch(handle.clone()));
+        if let Some(listener) = self.metrics {
+            // Not among `tasks`: it keeps answering (/readyz 503) while the server drains.
+            tokio::spawn(crate::metrics::serve(listener, handle.clone()));
+        }
         #[cfg(unix)]
         if let Some(log) = self.access_log.clone() {
             tokio::spawn(reopen_on_sigusr1(log));

@@ -615,3 +615,122 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         assert!(!stderr.contains(name.as_ref()), "{name}: {stderr}");
     }
 }
+
+/// `curl http://ADDR{path}`: the status code and the body.
+fn plain_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// The value of the first sample line of `metrics` that starts with `series`.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_listener_exports_prometheus_text_and_readyz_fails_while_draining() {
+    use std::io::Write;
+    let home = tempfile::tempdir().unwrap();
+    let server = Portcullis::start(
+        home.path(),
+        &["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"],
+    );
+    let metrics = server.metrics.expect("a metrics line");
+    assert_eq!(plain_get(metrics, "/healthz"), (200, "ok\n".to_owned()));
+    assert_eq!(plain_get(metrics, "/readyz"), (200, "ready\n".to_owned()));
+    assert_eq!(server.get("/", &["--http2"]).status, 200);
+    assert_eq!(server.get("/", &["--http1.1"]).status, 200);
+    assert_eq!(server.get("/favicon.ico", &["--http1.1"]).status, 404);
+    server.signal("HUP");
+
+    let mut text = String::new();
+    let reloaded = eventually_blocking(Duration::from_secs(10), || {
+        text = plain_get(metrics, "/metrics").1;
+        sample(&text, "portcullis_tls_reloads_total{result=\"success\"}") == Some(1.0)
+    });
+    assert!(reloaded, "{text}");
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{content_type}"])
+        .arg(format!("http://{metrics}/metrics"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("text/plain; version=0.0.4"));
+    for (series, want) in [
+        ("portcullis_connections_accepted_total", 3.0),
+        ("portcullis_tls_handshakes_total{result=\"full\"}", 3.0),
+        (
+            "portcullis_http_responses_total{version=\"2\",status=\"2xx\"}",
+            1.0,
+        ),
+        (
+            "portcullis_http_responses_total{version=\"1.1\",status=\"2xx\"}",
+            1.0,
+        ),
+        (
+            "portcullis_http_responses_total{version=\"1.1\",status=\"4xx\"}",
+            1.0,
+        ),
+        ("portcullis_tls_reloads_total{result=\"failure\"}", 0.0),
+        ("portcullis_connections{state=\"active\"}", 0.0),
+        ("portcullis_timeouts_total{kind=\"headers\"}", 0.0),
+    ] {
+        assert_eq!(sample(&text, series), Some(want), "{series} in\n{text}");
+    }
+    let expiry = sample(
+        &text,
+        "portcullis_certificate_expiry_seconds{identity=\"default\"}",
+    );
+    assert!(expiry.is_some_and(|s| s > 86400.0), "{text}");
+    assert!(sample(&text, "portcullis_sent_bytes_total").is_some_and(|n| n > 1000.0));
+    assert!(sample(&text, "portcullis_received_bytes_total").is_some_and(|n| n > 500.0));
+
+    // A request in flight keeps the server draining after SIGTERM: /readyz says so.
+    let mut client = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect"])
+        .arg(format!("127.0.0.1:{}", server.port()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    stdin
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc")
+        .unwrap();
+    stdin.flush().unwrap();
+    assert!(
+        eventually_blocking(Duration::from_secs(10), || {
+            let text = plain_get(metrics, "/metrics").1;
+            sample(&text, "portcullis_connections{state=\"active\"}") == Some(1.0)
+        }),
+        "the request is in flight"
+    );
+    server.signal("TERM");
+    assert!(
+        eventually_blocking(Duration::from_secs(10), || plain_get(metrics, "/readyz").0
+            == 503),
+        "not ready while draining"
+    );
+    assert_eq!(
+        plain_get(metrics, "/healthz").0,
+        200,
+        "alive while draining"
+    );
+    stdin.write_all(b"def").unwrap();
+    drop(stdin);
+    let out = client.wait_with_output().unwrap();
+    // Answered once its body is in (the hello page takes GET only).
+    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    let mut server = server;
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{}", server.log());
+}

@@ -43,6 +43,8 @@ pub struct Portcullis {
     pub https: Vec<SocketAddr>,
     /// Address from the `listening on http://` line.
     pub http: Option<SocketAddr>,
+    /// Address from the `metrics on http://ADDR/metrics` line (with `--metrics`).
+    pub metrics: Option<SocketAddr>,
     stderr: PathBuf,
     _logs: TempDir,
 }
@@ -127,16 +129,20 @@ impl Portcullis {
                 }
             }
         });
+        let wants_metrics = args.contains(&"--metrics");
         let mut server = Self {
             child,
             home: home.to_path_buf(),
             https: Vec::new(),
             http: None,
+            metrics: None,
             stderr,
             _logs: logs,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while server.https.len() + usize::from(server.http.is_some()) < expected {
+        while server.https.len() + usize::from(server.http.is_some()) < expected
+            || (wants_metrics && server.metrics.is_none())
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx
                 .recv_timeout(left)
@@ -145,6 +151,11 @@ impl Portcullis {
                 server.https.push(addr.parse().unwrap());
             } else if let Some(addr) = line.strip_prefix("listening on http://") {
                 server.http = Some(addr.parse().unwrap());
+            } else if let Some(addr) = line
+                .strip_prefix("metrics on http://")
+                .and_then(|rest| rest.strip_suffix("/metrics"))
+            {
+                server.metrics = Some(addr.parse().unwrap());
             }
         }
         server

@@ -95,6 +95,12 @@ impl Shared {
             message,
             level,
         } = failure;
+        if let Some(counters) = self.registry.counters() {
+            counters.handshake_failed(code);
+            if code == HANDSHAKE_TIMEOUT_CODE {
+                counters.timeout(super::stats::TimeoutKind::Handshake);
+            }
+        }
         let sni = sni.unwrap_or("-");
         match level {
             Level::Quiet => tracing::debug!(%peer_addr, sni, code, "{message}"),
@@ -214,9 +220,15 @@ where
         let guard = match admitted {
             Ok(guard) => {
                 refused_at = None;
+                if let Some(counters) = shared.registry.counters() {
+                    counters.accepted();
+                }
                 guard
             }
             Err(Refused::Full) => {
+                if let Some(counters) = shared.registry.counters() {
+                    counters.refused();
+                }
                 tracing::debug!(%peer_addr, "max_connections reached; refusing");
                 if !wait.is_zero() {
                     refused_at = Some(tokio::time::Instant::now());
@@ -321,6 +333,9 @@ fn limit_unsent(stream: &TcpStream) {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = (stream, UNSENT_LIMIT);
 }
+
+/// Node's code for a handshake that did not complete within `handshake_timeout`.
+const HANDSHAKE_TIMEOUT_CODE: &str = "ERR_TLS_HANDSHAKE_TIMEOUT";
 
 /// Idle connections closed at a time when accept runs out of descriptors.
 const DRAIN_ON_EMFILE: usize = 32;
@@ -558,6 +573,9 @@ where
             runtime.tls.client_auth.as_deref(),
             runtime.tls.client_auth_enforced,
         );
+        if let Some(counters) = conn.counters() {
+            counters.handshake(tls_info.is_resumed());
+        }
         let http2 = tls_info.alpn() == Some("h2");
         let info = ConnectionInfo::new(
             conn.id,
@@ -773,11 +791,7 @@ fn describe_early(early: Early) -> Failure {
             "no TLS configuration",
             Level::Info,
         ),
-        Early::Timeout => failure(
-            "ERR_TLS_HANDSHAKE_TIMEOUT",
-            "TLS handshake timeout",
-            Level::Info,
-        ),
+        Early::Timeout => failure(HANDSHAKE_TIMEOUT_CODE, "TLS handshake timeout", Level::Info),
         Early::Proxy(e) => Failure {
             code: "ERR_PROXY_PROTOCOL",
             message: e.to_string(),

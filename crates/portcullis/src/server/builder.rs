@@ -42,6 +42,7 @@ pub struct ServerBuilder {
     max_requests_per_socket: usize,
     max_connections: usize,
     lru_purge: bool,
+    stats: bool,
     max_concurrent_handshakes: usize,
     backlog: Option<u32>,
     shutdown_timeout: Option<Duration>,
@@ -100,6 +101,7 @@ impl ServerBuilder {
             max_requests_per_socket: 0,
             max_connections: 0,
             lru_purge: true,
+            stats: false,
             max_concurrent_handshakes: 512,
             backlog: None,
             shutdown_timeout: None,
@@ -263,6 +265,15 @@ impl ServerBuilder {
     /// ESP-IDF's `lru_purge_enable`. Default: on.
     pub fn lru_purge(mut self, enabled: bool) -> Self {
         self.lru_purge = enabled;
+        self
+    }
+
+    /// Counts accepted, refused and purged connections, handshakes, responses, timeouts and
+    /// bytes, for [`ServerHandle::stats`](super::ServerHandle::stats) (a few relaxed atomic
+    /// additions per request, no lock). Default: off; the snapshot then has only the live
+    /// connection states and the certificates.
+    pub fn stats(mut self, enabled: bool) -> Self {
+        self.stats = enabled;
         self
     }
 
@@ -452,7 +463,11 @@ impl ServerBuilder {
             inactivity: self.timeout,
         };
         let shared = Shared {
-            registry: Arc::new(Registry::new(self.max_connections, self.lru_purge)),
+            registry: Arc::new(Registry::with_stats(
+                self.max_connections,
+                self.lru_purge,
+                self.stats,
+            )),
             tls: arc_swap::ArcSwapOption::new(tls),
             http2_enabled: self.http2,
             handshakes: tokio::sync::Semaphore::new(self.max_concurrent_handshakes),

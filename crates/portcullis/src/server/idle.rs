@@ -59,10 +59,15 @@ pub(super) async fn serve_http1<I, S, B>(
         match unparsed {
             // The start of a pipelined request: it began when those bytes arrived.
             Some(bytes) => io.resume_pipelined(bytes),
-            None => match wait_for_request(&mut io, conn).await {
-                Some(byte) => io.push_front(byte),
-                None => return,
-            },
+            None => {
+                conn.set_released(true);
+                let next = wait_for_request(&mut io, conn).await;
+                conn.set_released(false);
+                match next {
+                    Some(byte) => io.push_front(byte),
+                    None => return,
+                }
+            }
         }
         c = Box::pin(
             shared

@@ -17,6 +17,7 @@ mod registry;
 mod service;
 pub(crate) mod sniff;
 mod socket;
+mod stats;
 mod timeouts;
 
 use std::fmt;
@@ -36,6 +37,7 @@ pub use ip_net::IpNet;
 pub use redirect::Redirect;
 pub use registry::ConnectionCounts;
 pub use sniff::PlainHttpResponse;
+pub use stats::{CertificateExpiry, ConnectionStates, ServerStats, TimeoutCounts};
 
 use crate::error::{Error, Result};
 use accept::Shared;
@@ -404,6 +406,23 @@ impl ServerHandle {
     /// enough to poll; [`connections`](Self::connections) says which state each is in).
     pub fn connection_count(&self) -> usize {
         self.shared.registry.len()
+    }
+
+    /// The server's counters (with [`ServerBuilder::stats`]; zero without), its connections by
+    /// state and the expiry of the certificates it presents: what a metrics endpoint exports.
+    /// Taking it walks every connection, as [`connections`](Self::connections) does.
+    pub fn stats(&self) -> ServerStats {
+        let shared = &self.shared;
+        let mut stats = shared
+            .registry
+            .counters()
+            .map(stats::Counters::snapshot)
+            .unwrap_or_default();
+        stats.connections = shared.registry.states();
+        if let Some(runtime) = shared.tls.load_full() {
+            stats.certificates = runtime.tls.certificate_expiries();
+        }
+        stats
     }
 
     /// Node's `setSecureContext`: connections accepted from now on use `config`; established

@@ -92,6 +92,8 @@ pub(crate) struct ConnShared {
     /// The connection ends in an error the peer may still be sending into (a refused handshake,
     /// a TLS error, a 408): its socket lingers on close (see `server/socket.rs`).
     linger: AtomicBool,
+    /// Idle with its HTTP/1 state released, waiting for the next request on the stream alone.
+    released: AtomicBool,
     events: Arc<Events>,
 }
 
@@ -105,6 +107,8 @@ struct Events {
     /// A connection left, or became idle (and so can be purged) with LRU purge on.
     freed: Notify,
     lru_purge: bool,
+    /// With [`ServerBuilder::stats`](super::ServerBuilder::stats).
+    counters: Option<super::stats::Counters>,
 }
 
 impl Events {
@@ -204,6 +208,15 @@ impl ConnShared {
         self.stale_upgrade.load(Ordering::Relaxed)
     }
 
+    /// The server's counters, when it keeps them.
+    pub(crate) fn counters(&self) -> Option<&super::stats::Counters> {
+        self.events.counters.as_ref()
+    }
+
+    pub(crate) fn set_released(&self, released: bool) {
+        self.released.store(released, Ordering::Relaxed);
+    }
+
     pub(crate) fn set_linger(&self) {
         self.linger.store(true, Ordering::Relaxed);
     }
@@ -246,7 +259,13 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
+    #[cfg(test)]
     pub(crate) fn new(max_connections: usize, lru_purge: bool) -> Self {
+        Self::with_stats(max_connections, lru_purge, false)
+    }
+
+    /// A registry that also holds the server's counters when `stats`.
+    pub(crate) fn with_stats(max_connections: usize, lru_purge: bool, stats: bool) -> Self {
         Self {
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -257,6 +276,7 @@ impl Registry {
                 waiting: AtomicUsize::new(0),
                 freed: Notify::new(),
                 lru_purge,
+                counters: stats.then(super::stats::Counters::default),
             }),
             max_connections,
             lru_purge,
@@ -346,6 +366,9 @@ impl Registry {
                     "max_connections reached; purging LRU idle connection"
                 );
                 conn.fire_kill();
+                if let Some(counters) = self.counters() {
+                    counters.purged(1);
+                }
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -362,6 +385,7 @@ impl Registry {
             parking: AtomicBool::new(false),
             stale_upgrade: AtomicBool::new(false),
             linger: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             events: self.events.clone(),
         });
         // Accepted while close() began (the accept loop had the connection before it saw the
@@ -376,6 +400,25 @@ impl Registry {
             registry: self.clone(),
             conn,
         })
+    }
+
+    /// The server's counters, when it keeps them.
+    pub(crate) fn counters(&self) -> Option<&super::stats::Counters> {
+        self.events.counters.as_ref()
+    }
+
+    /// Connections by state, released idle ones apart.
+    pub(crate) fn states(&self) -> super::stats::ConnectionStates {
+        let mut states = super::stats::ConnectionStates::default();
+        for conn in self.lock().values() {
+            match conn.phase() {
+                Phase::Handshaking => states.handshaking += 1,
+                Phase::Idle if conn.released.load(Ordering::Relaxed) => states.released += 1,
+                Phase::Idle => states.idle += 1,
+                _ => states.active += 1,
+            }
+        }
+        states
     }
 
     pub(crate) fn counts(&self) -> ConnectionCounts {
@@ -442,6 +485,9 @@ impl Registry {
         }
         if closed > 0 {
             self.count.send_replace(conns.len());
+            if let Some(counters) = self.counters() {
+                counters.purged(closed);
+            }
         }
         closed
     }

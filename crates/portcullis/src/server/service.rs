@@ -118,6 +118,7 @@ where
         };
         let framing = Framing {
             http1,
+            version: req.version(),
             has_body,
             client_close: http1 && !client_keeps_alive(&req),
             last: http1
@@ -156,6 +157,9 @@ where
         };
         if let Some((status, text)) = canned {
             conn.mark_response_started();
+            if let Some(counters) = conn.counters() {
+                counters.response(framing.version, status);
+            }
             let empty = text.is_empty();
             let mut res = Response::new(ResponseBody::full(text, guard));
             *res.status_mut() = status;
@@ -202,6 +206,8 @@ where
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Framing {
     http1: bool,
+    /// The request's version, for the counters.
+    version: Version,
     /// The request has a body (it may still be arriving when the response starts).
     has_body: bool,
     /// The client asked to close: HTTP/1.1 `Connection: close`, or HTTP/1.0 without
@@ -349,6 +355,9 @@ where
                 let guard = guard.take().ok_or("polled after completion")?;
                 guard.conn.mark_response_started();
                 let (mut parts, body) = res.into_parts();
+                if let Some(counters) = guard.conn.counters() {
+                    counters.response(framing.version, parts.status);
+                }
                 if framing.upgrade && !switches_protocols(parts.status, framing.connect) {
                     guard.conn.set_stale_upgrade();
                 }

@@ -55,6 +55,12 @@ impl Socket {
     pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
         self.stream.as_mut().expect("socket used after drop")
     }
+
+    fn wrote(&self, result: &Poll<io::Result<usize>>) {
+        if let (Poll::Ready(Ok(n)), Some(counters)) = (result, self.conn.counters()) {
+            counters.written(*n);
+        }
+    }
 }
 
 impl Drop for Socket {
@@ -111,8 +117,12 @@ impl AsyncRead for Socket {
         let wanted = buf.remaining() > 0;
         let result = Pin::new(this.stream_mut()).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
-            if wanted && buf.filled().len() == before {
+            let n = buf.filled().len() - before;
+            if wanted && n == 0 {
                 this.peer_closed = true;
+            }
+            if let Some(counters) = this.conn.counters() {
+                counters.read(n);
             }
         }
         result
@@ -125,7 +135,10 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(self.get_mut().stream_mut()).poll_write(cx, buf)
+        let this = self.get_mut();
+        let result = Pin::new(this.stream_mut()).poll_write(cx, buf);
+        this.wrote(&result);
+        result
     }
 
     fn poll_write_vectored(
@@ -133,7 +146,10 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(self.get_mut().stream_mut()).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let result = Pin::new(this.stream_mut()).poll_write_vectored(cx, bufs);
+        this.wrote(&result);
+        result
     }
 
     fn is_write_vectored(&self) -> bool {

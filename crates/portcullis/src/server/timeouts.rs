@@ -29,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use super::registry::{ConnShared, Phase};
+use super::stats::TimeoutKind;
 
 const REQUEST_TIMEOUT_RESPONSE: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n";
@@ -302,22 +303,26 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
                 this.conn.set_linger();
                 Poll::Ready(Err(e))
             }
-            Poll::Pending => match ready!(this.poll_expiry(cx)) {
-                Expiry::Request if !this.http2 && !this.conn.response_started() => {
-                    tracing::debug!(id = this.conn.id, "request timeout; answering 408");
-                    this.conn.set_linger();
-                    this.ending = Some(Ending::Writing408(0));
-                    this.poll_end(cx)
+            Poll::Pending => {
+                let expiry = ready!(this.poll_expiry(cx));
+                this.count(expiry);
+                match expiry {
+                    Expiry::Request if !this.http2 && !this.conn.response_started() => {
+                        tracing::debug!(id = this.conn.id, "request timeout; answering 408");
+                        this.conn.set_linger();
+                        this.ending = Some(Ending::Writing408(0));
+                        this.poll_end(cx)
+                    }
+                    Expiry::Idle => {
+                        tracing::trace!(id = this.conn.id, "keep-alive timeout");
+                        Poll::Ready(Ok(()))
+                    }
+                    Expiry::Request | Expiry::Inactive => {
+                        tracing::debug!(id = this.conn.id, "connection timed out");
+                        Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
+                    }
                 }
-                Expiry::Idle => {
-                    tracing::trace!(id = this.conn.id, "keep-alive timeout");
-                    Poll::Ready(Ok(()))
-                }
-                Expiry::Request | Expiry::Inactive => {
-                    tracing::debug!(id = this.conn.id, "connection timed out");
-                    Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
-                }
-            },
+            }
         }
     }
 }
@@ -341,13 +346,27 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TimedIo<T> {
                 Poll::Ready(Ok(n))
             }
             Poll::Pending => {
-                ready!(self.poll_expiry(cx));
+                let expiry = ready!(self.poll_expiry(cx));
+                self.count(expiry);
                 Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
             }
             Poll::Ready(Err(e)) => {
                 self.finished = true;
                 Poll::Ready(Err(e))
             }
+        }
+    }
+
+    /// Counts the timeout (with [`stats`](super::ServerBuilder::stats) on) by the option that
+    /// set it.
+    fn count(&self, expiry: Expiry) {
+        if let Some(counters) = self.conn.counters() {
+            counters.timeout(match expiry {
+                Expiry::Request if self.conn.phase() == Phase::Head => TimeoutKind::Headers,
+                Expiry::Request => TimeoutKind::Request,
+                Expiry::Idle => TimeoutKind::KeepAlive,
+                Expiry::Inactive => TimeoutKind::Idle,
+            });
         }
     }
 

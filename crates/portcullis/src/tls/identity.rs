@@ -192,18 +192,25 @@ impl fmt::Debug for Identity {
 }
 
 /// The leaf's validity period; warns when `now` is outside it.
+/// The `notAfter` of a served key's leaf certificate.
+pub(crate) fn leaf_not_after(key: &CertifiedKey) -> Option<SystemTime> {
+    let (_, cert) = x509_parser::parse_x509_certificate(key.cert.first()?).ok()?;
+    Some(at(&cert.validity().not_after))
+}
+
+fn at(t: &x509_parser::time::ASN1Time) -> SystemTime {
+    let secs = t.timestamp();
+    if secs >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
 fn validity(leaf: &CertificateDer<'_>) -> Result<(SystemTime, SystemTime)> {
     let (_, cert) = x509_parser::parse_x509_certificate(leaf)
         .map_err(|e| Error::config(format!("the certificate is not valid X.509 ({e})")))?;
     let v = cert.validity();
-    let at = |t: &x509_parser::time::ASN1Time| {
-        let secs = t.timestamp();
-        if secs >= 0 {
-            SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
-        } else {
-            SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-        }
-    };
     let (not_before, not_after) = (at(&v.not_before), at(&v.not_after));
     let now = SystemTime::now();
     let subject = cert.subject();

@@ -113,6 +113,12 @@ impl ServerTlsConfig {
         }
     }
 
+    /// The expiry of every certificate this configuration presents (not those an
+    /// `sni_callback` supplies).
+    pub(crate) fn certificate_expiries(&self) -> Vec<crate::server::CertificateExpiry> {
+        self.sni.expiries()
+    }
+
     /// Node's `addContext(hostname, identity)`: serve `identity` to clients asking for
     /// `hostname` (exact, or `*.example.com` for one label). The most recently added match wins.
     pub fn add_context(&self, hostname: &str, identity: Identity) {
@@ -707,6 +713,23 @@ impl fmt::Debug for SniResolver {
 }
 
 impl SniResolver {
+    /// Each identity's leaf `notAfter`: the default one, then the SNI ones in the order added.
+    fn expiries(&self) -> Vec<crate::server::CertificateExpiry> {
+        let names = self.names.read().unwrap_or_else(|e| e.into_inner());
+        let all = self
+            .default
+            .iter()
+            .map(|key| ("default", key))
+            .chain(names.iter().map(|(name, key)| (name.as_str(), key)));
+        all.filter_map(|(identity, key)| {
+            Some(crate::server::CertificateExpiry::new(
+                identity,
+                super::identity::leaf_not_after(key)?,
+            ))
+        })
+        .collect()
+    }
+
     fn add(&self, hostname: &str, key: Arc<CertifiedKey>) {
         self.names
             .write()

@@ -13,6 +13,7 @@ mod identity_formats;
 mod idle_release;
 mod limits;
 mod openssl_made;
+mod stats;
 mod timeouts;
 mod tls;
 mod transport;
