@@ -170,12 +170,14 @@ class Server:
                 else:
                     f.write(nginx_files_conf(self.run_dir, self.port, self.kind == "nginx-files-ofc"))
             return pin + ["nginx", "-p", prefix, "-c", "nginx.conf", "-g", "daemon off;"]
-        if self.kind == "portcullis-files":
+        if self.kind in ("portcullis-files", "portcullis-files-metrics"):
             # The command users run, one worker thread like nginx's one worker process; the
-            # access log off, as nginx's.
+            # access log off, as nginx's. The second one also counts for --metrics (the cost
+            # of the counters; nobody scrapes during the rows).
+            metrics = ["--metrics", "127.0.0.1:0"] if self.kind.endswith("metrics") else []
             return pin + [os.path.join(TARGET, "release", "portcullis"), "serve", "--workers", "1",
                           "--access-log", "off", "--listen", f"127.0.0.1:{self.port}", "--cert", cert,
-                          "--key", key, os.path.join(self.run_dir, "files")]
+                          "--key", key] + metrics + [os.path.join(self.run_dir, "files")]
         raise ValueError(self.kind)
 
     def start(self):
@@ -409,6 +411,7 @@ class Bench:
             Server("nginx-files", "nginx, open_file_cache off", d, "nginx-files"),
             Server("nginx-files-ofc", "nginx, open_file_cache on", d, "nginx-files-ofc"),
             Server("portcullis-files", "portcullis serve DIR --workers 1 --access-log off", d, "portcullis-files"),
+            Server("portcullis-files-metrics", "the same, --metrics on", d, "portcullis-files-metrics"),
         ]
 
     def emit(self, record):

@@ -164,6 +164,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// On SIGINT/SIGTERM, first keep accepting for this long while /readyz (--metrics) answers
+    /// 503 and every response says Connection: close, so that a load balancer stops choosing
+    /// this instance before its listeners close; then shut down as without it. Behind HAProxy,
+    /// give it more than the health checks need to mark the instance down. [default: 0]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Option<Duration>,
+
     /// Most connections open at once; at the limit the least recently used idle one is closed
     /// (see --no-lru-purge). (Node: maxConnections; ESP-IDF: max_open_sockets) [default: 0,
     /// unlimited]

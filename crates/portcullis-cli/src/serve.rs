@@ -127,6 +127,7 @@ struct Ready {
     access_log: Option<Arc<AccessLog>>,
     local_ca: Option<PathBuf>,
     shutdown_timeout: Duration,
+    shutdown_delay: Option<Duration>,
     metrics: Option<Listener>,
 }
 
@@ -313,6 +314,7 @@ async fn prepare(
         access_log,
         local_ca,
         shutdown_timeout: args.shutdown_timeout,
+        shutdown_delay: args.shutdown_delay.filter(|d| !d.is_zero()),
         metrics,
     })
 }
@@ -379,22 +381,35 @@ impl Ready {
         }
 
         let mut first = None;
-        let failure = tokio::select! {
+        let mut failure = tokio::select! {
             signal = signals.recv() => {
-                tracing::info!(
-                    "{signal}: shutting down (in-flight requests get up to {})",
-                    humantime::format_duration(self.shutdown_timeout)
-                );
                 first = Some(signal);
                 None
             }
-            Some(joined) = tasks.join_next() => Some(match joined {
-                Ok((name, Ok(()))) => anyhow::anyhow!("{name} stopped serving"),
-                Ok((name, Err(e))) => anyhow::Error::new(e).context(format!("serving {name}")),
-                Err(e) => anyhow::Error::new(e).context("a listener task failed"),
-            }),
+            Some(joined) = tasks.join_next() => Some(listener_failure(joined)),
         };
 
+        if let (Some(signal), Some(delay)) = (first, self.shutdown_delay) {
+            tracing::info!(
+                "{signal}: draining for {} before closing the listeners (/readyz says 503, \
+                 responses say Connection: close)",
+                humantime::format_duration(delay)
+            );
+            handle.drain();
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                again = signals.recv() => {
+                    tracing::info!("{again} while draining: closing the listeners now");
+                }
+                Some(joined) = tasks.join_next() => failure = Some(listener_failure(joined)),
+            }
+        }
+        if let Some(signal) = first {
+            tracing::info!(
+                "{signal}: shutting down (in-flight requests get up to {})",
+                humantime::format_duration(self.shutdown_timeout)
+            );
+        }
         let close = handle.close();
         tokio::pin!(close);
         tokio::select! {
@@ -425,6 +440,17 @@ impl Ready {
                 Ok(())
             }
         }
+    }
+}
+
+/// Why a listener's task ended before the shutdown.
+fn listener_failure(
+    joined: Result<(String, portcullis::Result<()>), tokio::task::JoinError>,
+) -> anyhow::Error {
+    match joined {
+        Ok((name, Ok(()))) => anyhow::anyhow!("{name} stopped serving"),
+        Ok((name, Err(e))) => anyhow::Error::new(e).context(format!("serving {name}")),
+        Err(e) => anyhow::Error::new(e).context("a listener task failed"),
     }
 }
 

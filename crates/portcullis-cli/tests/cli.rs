@@ -734,3 +734,34 @@ fn metrics_listener_exports_prometheus_text_and_readyz_fails_while_draining() {
     let status = server.wait_exit(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "{}", server.log());
 }
+
+#[test]
+fn shutdown_delay_keeps_serving_while_readyz_says_503_then_exits() {
+    let home = tempfile::tempdir().unwrap();
+    let mut server = Portcullis::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--shutdown-delay",
+            "3s",
+        ],
+    );
+    let metrics = server.metrics.unwrap();
+    assert_eq!(server.get("/", &["--http1.1"]).status, 200);
+    server.signal("TERM");
+    assert!(
+        eventually_blocking(Duration::from_secs(5), || plain_get(metrics, "/readyz").0
+            == 503),
+        "not ready once draining"
+    );
+    // Still accepting: a new connection is served, and told to close.
+    let reply = server.get("/", &["--http1.1"]);
+    assert_eq!(reply.status, 200, "{}", server.log());
+    assert_eq!(reply.header("connection"), Some("close"));
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{}", server.log());
+    assert!(server.log().contains("draining for 3s"), "{}", server.log());
+}

@@ -387,6 +387,19 @@ impl ServerHandle {
         }
     }
 
+    /// Starts draining without closing the listeners: every connection, open now or accepted
+    /// from now on, ends after its next response (HTTP/1.1 `Connection: close`; a connection
+    /// inside a request finishes it gracefully, HTTP/2 with GOAWAY), and
+    /// [`is_closing`](Self::is_closing) turns true. An idle connection is not closed under a
+    /// client that may be sending on it: it ends with its next response, or at `close()`. What
+    /// a server behind a load balancer does between failing its readiness check and
+    /// [`close`](Self::close), so that no connection is caught in a listen queue being closed
+    /// and no keep-alive client loses a request to the race of a close. Node has no
+    /// counterpart.
+    pub fn drain(&self) {
+        self.shared.registry.drain();
+    }
+
     /// Node's `closeIdleConnections()`: closes every connection that is between requests.
     pub fn close_idle_connections(&self) {
         self.shared.registry.close_idle();
@@ -463,7 +476,7 @@ impl ServerHandle {
         Ok(())
     }
 
-    /// True once [`close`](Self::close) has been called.
+    /// True once [`close`](Self::close) or [`drain`](Self::drain) has been called.
     pub fn is_closing(&self) -> bool {
         self.shared.registry.is_closing()
     }

@@ -109,6 +109,8 @@ struct Events {
     lru_purge: bool,
     /// With [`ServerBuilder::stats`](super::ServerBuilder::stats).
     counters: Option<super::stats::Counters>,
+    /// [`Registry::drain`]: every HTTP/1 response says `Connection: close`.
+    draining: AtomicBool,
 }
 
 impl Events {
@@ -213,6 +215,11 @@ impl ConnShared {
         self.events.counters.as_ref()
     }
 
+    /// The server is draining: this connection's responses end it.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.events.draining.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn set_released(&self, released: bool) {
         self.released.store(released, Ordering::Relaxed);
     }
@@ -277,6 +284,7 @@ impl Registry {
                 freed: Notify::new(),
                 lru_purge,
                 counters: stats.then(super::stats::Counters::default),
+                draining: AtomicBool::new(false),
             }),
             max_connections,
             lru_purge,
@@ -438,8 +446,25 @@ impl Registry {
         *self.count.borrow()
     }
 
+    /// Closing, or draining.
     pub(crate) fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::SeqCst)
+        self.closing.load(Ordering::SeqCst) || self.events.draining.load(Ordering::Relaxed)
+    }
+
+    /// Connections end after their next response, without a race with a request the client
+    /// may be sending: every HTTP/1 response from now on says `Connection: close` (hyper then
+    /// closes), and an HTTP/2 connection with streams in flight gets GOAWAY (streams it has not
+    /// taken are refused, which a client may retry). Nothing else is closed: hyper's graceful
+    /// shutdown would drop an HTTP/1 request whose head is still arriving, and an idle
+    /// connection closed now may cross a request on its way. Those end with their next
+    /// response, or at `close()`.
+    pub(crate) fn drain(&self) {
+        self.events.draining.store(true, Ordering::Relaxed);
+        for conn in self.lock().values() {
+            if conn.in_flight.load(Ordering::Acquire) > 0 {
+                conn.fire_graceful();
+            }
+        }
     }
 
     /// Every connection finishes gracefully: handshakes complete (within their timeout), a

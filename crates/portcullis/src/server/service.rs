@@ -235,7 +235,7 @@ impl Framing {
         if !self.http1 {
             return;
         }
-        if self.last || self.client_close || conn.is_graceful() {
+        if self.last || self.client_close || conn.is_graceful() || conn.is_draining() {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
             headers.remove(&KEEP_ALIVE);
         } else if self.has_body {

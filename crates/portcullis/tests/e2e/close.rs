@@ -383,3 +383,41 @@ async fn serve_with_shutdown_closes_gracefully_when_the_signal_fires() {
     assert!(srv.handle.is_closing());
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn drain_keeps_accepting_and_ends_each_connection_after_its_next_response() {
+    let srv = start_hello(|b| b).await;
+    let mut idle = srv.tls().await;
+    write_all(&mut idle, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let first = read_response(&mut idle).await.to_ascii_lowercase();
+    assert!(first.contains("connection: keep-alive"), "{first}");
+
+    srv.handle.drain();
+    assert!(srv.handle.is_closing());
+    // The idle connection is not closed under a client that may be sending: its next request
+    // is answered, with Connection: close, and then it ends.
+    let (bytes, closed) = read_until_close(&mut idle, Duration::from_millis(300)).await;
+    assert!(bytes.is_empty() && !closed, "left open while idle");
+    write_all(&mut idle, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let next = read_response(&mut idle).await.to_ascii_lowercase();
+    assert!(
+        next.starts_with("http/1.1 200") && next.contains("connection: close"),
+        "{next}"
+    );
+    assert!(read_until_close(&mut idle, Duration::from_secs(5)).await.1);
+
+    // New connections are still accepted and served, one response each.
+    let mut fresh = srv.tls().await;
+    write_all(&mut fresh, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let res = read_response(&mut fresh).await.to_ascii_lowercase();
+    assert!(
+        res.starts_with("http/1.1 200") && res.contains("connection: close"),
+        "{res}"
+    );
+    assert!(read_until_close(&mut fresh, Duration::from_secs(5)).await.1);
+
+    // close() after a drain closes as usual.
+    tokio::time::timeout(Duration::from_secs(5), srv.handle.close())
+        .await
+        .expect("close() ends");
+}
