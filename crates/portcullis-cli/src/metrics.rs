@@ -18,6 +18,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tower::util::BoxCloneService;
 
@@ -175,7 +176,7 @@ impl Collector for ServerCollector {
                 "http_responses",
                 "Responses begun, by HTTP version and status class.",
                 None,
-                prometheus_client::metrics::MetricType::Counter,
+                MetricType::Counter,
             )?;
             for ((version, class), n) in &s.requests {
                 let labels = [("version", *version), ("status", *class)];
@@ -241,6 +242,22 @@ fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, n: u64) -> std::fm
     c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
 }
 
+/// One metric family with one label, a sample per value.
+fn family<'a, M: EncodeMetric>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (&'a str, M)>,
+    metric_type: MetricType,
+) -> std::fmt::Result {
+    let mut family = e.encode_descriptor(name, help, None, metric_type)?;
+    for (value, metric) in samples {
+        metric.encode(family.encode_family(&[(label, value)])?)?;
+    }
+    Ok(())
+}
+
 fn counters<'a>(
     e: &mut DescriptorEncoder,
     name: &str,
@@ -248,16 +265,8 @@ fn counters<'a>(
     label: &str,
     values: impl IntoIterator<Item = (&'a str, u64)>,
 ) -> std::fmt::Result {
-    let mut family = e.encode_descriptor(
-        name,
-        help,
-        None,
-        prometheus_client::metrics::MetricType::Counter,
-    )?;
-    for (value, n) in values {
-        ConstCounter::new(n).encode(family.encode_family(&[(label, value)])?)?;
-    }
-    Ok(())
+    let samples = values.into_iter().map(|(v, n)| (v, ConstCounter::new(n)));
+    family(e, name, help, label, samples, MetricType::Counter)
 }
 
 fn gauges<'a>(
@@ -267,14 +276,6 @@ fn gauges<'a>(
     label: &str,
     values: impl IntoIterator<Item = (&'a str, i64)>,
 ) -> std::fmt::Result {
-    let mut family = e.encode_descriptor(
-        name,
-        help,
-        None,
-        prometheus_client::metrics::MetricType::Gauge,
-    )?;
-    for (value, n) in values {
-        ConstGauge::new(n).encode(family.encode_family(&[(label, value)])?)?;
-    }
-    Ok(())
+    let samples = values.into_iter().map(|(v, n)| (v, ConstGauge::new(n)));
+    family(e, name, help, label, samples, MetricType::Gauge)
 }

@@ -271,23 +271,12 @@ async fn prepare(
         );
     } else {
         for addr in &args.listen {
-            let listener = server
-                .bind(addr.as_str())
-                .await
-                .map_err(|e| low_port_hint(e, addr))
-                .with_context(|| format!("--listen {addr}"))?;
-            tls.push(listener);
+            tls.push(bind(&server, "--listen", addr).await?);
         }
     }
     let plain = match &args.http_listen {
         _ if plain.is_some() => plain.take(),
-        Some(addr) => Some(
-            server
-                .bind(addr.as_str())
-                .await
-                .map_err(|e| low_port_hint(e, addr))
-                .with_context(|| format!("--http-listen {addr}"))?,
-        ),
+        Some(addr) => Some(bind(&server, "--http-listen", addr).await?),
         None => None,
     };
 
@@ -295,13 +284,7 @@ async fn prepare(
         bail!("--redirect needs a plain-HTTP listener: --http-listen ADDR:PORT");
     }
     let metrics = match &args.metrics {
-        Some(addr) => Some(
-            server
-                .bind(addr.as_str())
-                .await
-                .map_err(|e| low_port_hint(e, addr))
-                .with_context(|| format!("--metrics {addr}"))?,
-        ),
+        Some(addr) => Some(bind(&server, "--metrics", addr).await?),
         None => None,
     };
     Ok(Ready {
@@ -452,6 +435,16 @@ fn listener_failure(
         Ok((name, Err(e))) => anyhow::Error::new(e).context(format!("serving {name}")),
         Err(e) => anyhow::Error::new(e).context("a listener task failed"),
     }
+}
+
+/// Binds the listener `flag` asks for; the error names the flag and, for a port below 1024,
+/// what to do about privileges.
+async fn bind(server: &Server, flag: &str, addr: &str) -> anyhow::Result<Listener> {
+    server
+        .bind(addr)
+        .await
+        .map_err(|e| low_port_hint(e, addr))
+        .with_context(|| format!("{flag} {addr}"))
 }
 
 /// A bind error, with what to do when a port below 1024 needs privileges.

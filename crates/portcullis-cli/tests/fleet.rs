@@ -4,11 +4,10 @@
 //! `haproxy`); `.ci/run` installs it and runs these with --include-ignored.
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,7 +47,7 @@ impl Fleet {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let lines = read_lines(child.stdout.take().unwrap());
+        let lines = lines_of(child.stdout.take().unwrap());
         let fleet = Self { child, dir, port };
         let ready = lines.recv_timeout(Duration::from_secs(60));
         assert!(
@@ -170,7 +169,7 @@ impl Fleet {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let lines = read_lines(child.stdout.take().unwrap());
+        let lines = lines_of(child.stdout.take().unwrap());
         let first = lines.recv_timeout(Duration::from_secs(30));
         assert_eq!(first.as_deref(), Ok("running"), "{}", self.logs());
         during();
@@ -197,19 +196,6 @@ impl Drop for Fleet {
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/haproxy/fleet.sh")
-}
-
-fn read_lines(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// A port P below the ephemeral range with P..=P+n and P+101..=P+100+n free on loopback.

@@ -34,6 +34,21 @@ pub fn bin() -> PathBuf {
     dir.join(format!("portcullis{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// A child's standard output, line by line, read on a thread of its own so that a silent child
+/// cannot hang the test: wait with `recv_timeout`.
+pub fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// A running `portcullis serve`, killed on drop. Its stderr goes to a file that is printed
 /// when the test fails.
 pub struct Portcullis {
@@ -119,16 +134,7 @@ impl Portcullis {
             + args.iter().filter(|a| **a == "--http-listen").count();
 
         // Read stdout on a thread so that a silent server cannot hang the test.
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = lines_of(child.stdout.take().unwrap());
         let wants_metrics = args.contains(&"--metrics");
         let mut server = Self {
             child,
