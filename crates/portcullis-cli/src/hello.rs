@@ -95,6 +95,16 @@ fn report(req: &Request<()>) -> Value {
         }
         value
     });
+    // Behind a load balancer speaking the PROXY protocol: what its header said.
+    let proxy = info.and_then(ConnectionInfo::proxy).map(|p| {
+        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+        json!({
+            "version": p.version(),
+            "alpn": text(p.alpn()),
+            "authority": p.authority(),
+            "unique_id": text(p.unique_id()),
+        })
+    });
     json!({
         "secure": info.is_some_and(ConnectionInfo::is_secure),
         "http_version": http_version(req.version()),
@@ -104,6 +114,7 @@ fn report(req: &Request<()>) -> Value {
         "local_addr": info.map(|i| i.local_addr().to_string()),
         "connection_id": info.map(ConnectionInfo::id),
         "tls": tls,
+        "proxy": proxy,
     })
 }
 
@@ -157,6 +168,11 @@ fn html(report: &Value) -> String {
     }
     row("HTTP version", &report["http_version"]);
     row("Peer address", &report["peer_addr"]);
+    let proxy = &report["proxy"];
+    if !proxy.is_null() {
+        row("PROXY protocol", &proxy["version"]);
+        row("PROXY unique ID", &proxy["unique_id"]);
+    }
     row("Local address", &report["local_addr"]);
     row("Connection", &report["connection_id"]);
     row(

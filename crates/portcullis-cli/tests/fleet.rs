@@ -123,6 +123,8 @@ impl Fleet {
             &[
                 "--interface",
                 source,
+                "-H",
+                "Accept: application/json",
                 "-w",
                 "\n%{local_port}",
                 &format!("https://localhost:{}{path}", self.port),
@@ -275,6 +277,38 @@ fn instances_see_the_client_address_and_resume_each_others_sessions() {
 #[ignore = "needs haproxy"]
 fn keep_alive_load_survives_an_instance_killed_and_one_restarted() {
     let fleet = Fleet::up(3, &[]);
+
+    // Every instance sees the client (from 127.0.0.2; HAProxy connects from 127.0.0.1) and
+    // HAProxy's unique ID, in ConnectionInfo (the hello page) and in its access log.
+    let mut clients = Vec::new();
+    for _ in 1..=3 {
+        let (body, client_port) = fleet.curl_from("127.0.0.2", "/");
+        let page: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        assert_eq!(
+            page["peer_addr"],
+            format!("127.0.0.2:{client_port}"),
+            "{page}"
+        );
+        assert_eq!(page["proxy"]["version"], 2, "{page}");
+        let id = page["proxy"]["unique_id"].as_str().unwrap_or_default();
+        // unique-id-format %{+X}o %ci:%cp_...: the client's address and port in hex.
+        assert!(
+            id.starts_with(&format!("7F000002:{client_port:04X}_")),
+            "{page}"
+        );
+        clients.push(format!("127.0.0.2:{client_port} "));
+    }
+    // Round robin: one each.
+    for instance in 1..=3 {
+        assert!(
+            eventually_blocking(Duration::from_secs(5), || {
+                let log = fleet.access_log(instance);
+                clients.iter().filter(|c| log.contains(c.as_str())).count() == 1
+            }),
+            "instance {instance} logged one of {clients:?}: {}",
+            fleet.access_log(instance)
+        );
+    }
 
     // SIGKILL: what was in flight on the instance is cut; the load balancer sends the
     // client's retry (and every new connection) to the others.
