@@ -36,8 +36,8 @@ pub struct ServerStats {
     pub handshake_failures: BTreeMap<&'static str, u64>,
     /// Responses begun, by HTTP version (`"1.0"`, `"1.1"`, `"2"`) and status class (`"1xx"` to
     /// `"5xx"`). Counts what the server's handlers and its own canned answers (400, 417, 431)
-    /// produce; the 400 and 408 hyper or the timeouts write for a request that never parsed
-    /// are in `timeouts` and not here.
+    /// produce; not hyper's own 400 or 431 for a request that does not parse, nor the 408 of
+    /// a timeout (counted in `timeouts`).
     pub requests: BTreeMap<(&'static str, &'static str), u64>,
     /// Timeouts that ended a request or a connection, by kind.
     pub timeouts: TimeoutCounts,
