@@ -29,7 +29,11 @@ BIN="${PORTCULLIS_BIN:-}"
 usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 find_bin() {
-  if [ -n "$BIN" ]; then return; fi
+  if [ -n "$BIN" ]; then
+    # Absolute: the instances and the certificate step run elsewhere.
+    case "$BIN" in */*) BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")" ;; esac
+    return
+  fi
   if [ -x "$ROOT/target/release/portcullis" ]; then BIN="$ROOT/target/release/portcullis"
   elif command -v portcullis >/dev/null; then BIN="$(command -v portcullis)"
   else echo "fleet.sh: no portcullis binary: cargo build --release, or --bin PATH" >&2; exit 1; fi
@@ -58,8 +62,11 @@ start_instance() {
   PORTCULLIS_HOME="$dir/home" RUST_LOG="${RUST_LOG:-info}" \
     setsid "$(cat "$dir/bin")" serve "${args[@]}" \
     > "$dir/instance-$i.out" 2>> "$dir/instance-$i.err" < /dev/null &
-  echo $! > "$dir/instance-$i.pid"
-  wait_listening "$dir/instance-$i.out" "$!"
+  local pid=$!
+  # Not a job of this shell: an instance killed on purpose is not reported as one.
+  disown "$pid"
+  echo "$pid" > "$dir/instance-$i.pid"
+  wait_listening "$dir/instance-$i.out" "$pid"
 }
 
 DIR=""
@@ -93,11 +100,18 @@ cmd_up() {
 
   stop_all() {
     trap - EXIT INT TERM
-    local f
+    local f pids=()
     for f in "$DIR"/instance-*.pid "$DIR"/haproxy.pid; do
-      [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null || true
+      [ -f "$f" ] && pids+=("$(cat "$f")")
     done
-    wait 2>/dev/null || true
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    # Instances drain (--shutdown-delay, in-flight requests) before they exit: wait up to 40 s.
+    local p
+    for _ in $(seq 400); do
+      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && break; p=""; done
+      [ -z "$p" ] && return 0
+      sleep 0.1
+    done
   }
   trap stop_all EXIT
   trap 'exit 130' INT
