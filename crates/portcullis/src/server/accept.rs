@@ -97,9 +97,6 @@ impl Shared {
         } = failure;
         if let Some(counters) = self.registry.counters() {
             counters.handshake_failed(code);
-            if code == HANDSHAKE_TIMEOUT_CODE {
-                counters.timeout(super::stats::TimeoutKind::Handshake);
-            }
         }
         let sni = sni.unwrap_or("-");
         match level {
@@ -334,9 +331,6 @@ fn limit_unsent(stream: &TcpStream) {
     let _ = (stream, UNSENT_LIMIT);
 }
 
-/// Node's code for a handshake that did not complete within `handshake_timeout`.
-const HANDSHAKE_TIMEOUT_CODE: &str = "ERR_TLS_HANDSHAKE_TIMEOUT";
-
 /// Idle connections closed at a time when accept runs out of descriptors.
 const DRAIN_ON_EMFILE: usize = 32;
 
@@ -563,6 +557,9 @@ where
                 return None;
             }
             Err(early) => {
+                if let (Early::Timeout, Some(counters)) = (&early, conn.counters()) {
+                    counters.timeout(super::stats::TimeoutKind::Handshake);
+                }
                 shared.report(self.peer_addr, sni.as_deref(), describe_early(early));
                 return None;
             }
@@ -791,7 +788,11 @@ fn describe_early(early: Early) -> Failure {
             "no TLS configuration",
             Level::Info,
         ),
-        Early::Timeout => failure(HANDSHAKE_TIMEOUT_CODE, "TLS handshake timeout", Level::Info),
+        Early::Timeout => failure(
+            "ERR_TLS_HANDSHAKE_TIMEOUT",
+            "TLS handshake timeout",
+            Level::Info,
+        ),
         Early::Proxy(e) => Failure {
             code: "ERR_PROXY_PROTOCOL",
             message: e.to_string(),

@@ -429,16 +429,14 @@ impl Registry {
         states
     }
 
+    /// Connections by state, released idle ones counted as idle.
     pub(crate) fn counts(&self) -> ConnectionCounts {
-        let mut counts = ConnectionCounts::default();
-        for conn in self.lock().values() {
-            match conn.phase() {
-                Phase::Handshaking => counts.handshaking += 1,
-                Phase::Idle => counts.idle += 1,
-                _ => counts.active += 1,
-            }
+        let states = self.states();
+        ConnectionCounts {
+            handshaking: states.handshaking,
+            active: states.active,
+            idle: states.idle + states.released,
         }
-        counts
     }
 
     /// How many connections are registered, without walking them.
